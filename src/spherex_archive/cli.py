@@ -1,0 +1,155 @@
+"""The ``spherex-archive`` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from spherex_archive import __version__
+from spherex_archive.products.naming import PlanningPeriod
+from spherex_archive.synth.survey import DEEP_FIELDS, DEMO_DEEP, DEMO_FIELDS, WIDE_FIELDS
+
+
+def _fail(message: str) -> None:
+    """One line on stderr and exit status 2, never a traceback."""
+    click.echo(f"spherex-archive: error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="spherex-archive")
+def main() -> None:
+    """An IRSA-compatible archive for SPHEREx spectral images.
+
+    \b
+    Start here:
+      spherex-archive demo                 make, ingest and serve a small demo release
+      spherex-archive synth --out DIR      write a synthetic QR2 release (real-size files)
+
+    Every command has its own --help.
+    """
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _deep(text: str) -> list[tuple[str, int]]:
+    out = []
+    for item in _split(text):
+        name, _, count = item.partition(":")
+        try:
+            out.append((name.upper(), int(count) if count else 50))
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: expected NAME or NAME:COUNT") from None
+    return out
+
+
+def _weeks(text: str | None) -> list[PlanningPeriod] | None:
+    if not text:
+        return None
+    try:
+        return [PlanningPeriod.parse(t) for t in _split(text)]
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Bucket root to write into: files land at DIR/<release>/..., truth in "
+                   "DIR/truth/.")
+@click.option("--release", default="qr2", show_default=True, help="Release layout to write.")
+@click.option("--seed", default=42, show_default=True, type=int,
+              help="Random seed: the same seed and options give byte-identical files.")
+@click.option("--detector-size", default=2040, show_default=True, type=int,
+              help="Pixels per side. 2040 writes real-size files of 71.6 MB; a smaller size "
+                   "keeps the 6.15 arcsec pixels (so footprints shrink) and every structural "
+                   "rule (the PSF cube stays 121x101x101, about 5 MB per file).")
+@click.option("--fields", default=",".join(DEMO_FIELDS), show_default=True,
+              help="Wide-survey fields, comma-separated: names (" + ", ".join(WIDE_FIELDS)
+                   + ") or RA:DEC[:SURVEY] in degrees. Each is observed when the scan circle "
+                     "passes over it.")
+@click.option("--exposures", default=3, show_default=True, type=int,
+              help="Exposures per wide field (a large slew and up to 4 small slews each).")
+@click.option("--deep-fields", default=",".join(f"{n}:{c}" for n, c in DEMO_DEEP),
+              show_default=True,
+              help="Deep fields as NAME:EXPOSURES (" + ", ".join(DEEP_FIELDS) + "); every deep "
+                   "exposure covers the field centre, so N exposures give a 2N-point spectrum "
+                   "of the source there. Empty for none.")
+@click.option("--weeks", default=None,
+              help="Planning periods to generate (e.g. 2025W29_2A,2025W39_1A); deep-field "
+                   "exposures are spread over them. Default: the periods of the wide fields.")
+@click.option("--detectors", default="1,2,3,4,5,6", show_default=True,
+              help="Detectors to write (a subset is for quick experiments only).")
+@click.option("--workers", default=0, show_default=True, type=int,
+              help="Worker processes (0 = one per core).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def synth(out, release, seed, detector_size, fields, exposures, deep_fields, weeks, detectors,
+          workers, quiet) -> None:
+    """Write a synthetic SPHEREx QR2 release in IRSA's directory layout.
+
+    \b
+    DIR/qr2/level2/<planning period>/l2b-v<NN>-<date>/<det>/level2_...fits
+        spectral images: PRIMARY, IMAGE, FLAGS, VARIANCE, ZODI, PSF, WCS-WAVE
+    DIR/qr2/<family>/<version>/[<det>/]...   every calibration product family
+    .../MD5SUMS                              one manifest per delivery folder
+    DIR/truth/                               injected sources and spectra (not data)
+
+    \b
+    Examples:
+      spherex-archive synth --out /data/spherex --detector-size 256
+      spherex-archive synth --out /data/deep --fields "" --deep-fields NEP:100
+    """
+    from spherex_archive.synth.release import SynthOptions, synthesise
+
+    try:
+        options = SynthOptions(
+            out=out, release=release, seed=seed, detector_size=detector_size,
+            fields=_split(fields), exposures=exposures, deep_fields=_deep(deep_fields),
+            weeks=_weeks(weeks), detectors=tuple(int(d) for d in _split(detectors)),
+            workers=workers,
+        )
+        report = synthesise(options, progress=not quiet)
+    except ValueError as error:
+        _fail(str(error))
+    click.echo(
+        f"Wrote {report.files} spectral images ({report.bytes / 1e9:.2f} GB, "
+        f"{report.exposures} exposures) in {out / release}; "
+        f"{report.seconds_per_file:.3f} s per file of wall time"
+    )
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(path_type=Path),
+              default=Path("spherex-demo"), show_default=True,
+              help="Where the demo release, its catalogue and its truth live.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo(directory: Path, host: str, port: int) -> None:
+    """Make the demo release if it is not there yet, then ingest and serve it.
+
+    The demo release has 128-pixel detectors, three planning periods, all six detectors, both
+    deep fields (NEP with 50 exposures) and every calibration family: about 450 files and 2 GB,
+    written in a couple of minutes.
+    """
+    from spherex_archive.synth.release import DEMO_SIZE, SynthOptions, synthesise
+
+    marker = directory / "truth" / "parameters.json"
+    if marker.exists():
+        click.echo(f"Demo release already in {directory}.")
+    else:
+        try:
+            report = synthesise(SynthOptions(out=directory, detector_size=DEMO_SIZE))
+        except ValueError as error:
+            _fail(str(error))
+        click.echo(f"Wrote the demo release: {report.files} spectral images in {directory}.")
+    click.echo(
+        "Ingest and the HTTP server are not built yet (issues #3 and #4): the demo stops after "
+        f"writing the release. Would serve on http://{host}:{port}/."
+    )
+
+
+if __name__ == "__main__":
+    main()
