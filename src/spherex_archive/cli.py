@@ -57,37 +57,83 @@ def _weeks(text: str | None) -> list[PlanningPeriod] | None:
 
 
 @main.command()
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
-              help="Bucket root to write into: files land at DIR/<release>/..., truth in "
-                   "DIR/truth/.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Bucket root to write into: files land at DIR/<release>/..., truth in DIR/truth/.",
+)
 @click.option("--release", default="qr2", show_default=True, help="Release layout to write.")
-@click.option("--seed", default=42, show_default=True, type=int,
-              help="Random seed: the same seed and options give byte-identical files.")
-@click.option("--detector-size", default=2040, show_default=True, type=int,
-              help="Pixels per side. 2040 writes real-size files of 71.6 MB; a smaller size "
-                   "keeps the 6.15 arcsec pixels (so footprints shrink) and every structural "
-                   "rule (the PSF cube stays 121x101x101, about 5 MB per file).")
-@click.option("--fields", default=",".join(DEMO_FIELDS), show_default=True,
-              help="Wide-survey fields, comma-separated: names (" + ", ".join(WIDE_FIELDS)
-                   + ") or RA:DEC[:SURVEY] in degrees. Each is observed when the scan circle "
-                     "passes over it.")
-@click.option("--exposures", default=3, show_default=True, type=int,
-              help="Exposures per wide field (a large slew and up to 4 small slews each).")
-@click.option("--deep-fields", default=",".join(f"{n}:{c}" for n, c in DEMO_DEEP),
-              show_default=True,
-              help="Deep fields as NAME:EXPOSURES (" + ", ".join(DEEP_FIELDS) + "); every deep "
-                   "exposure covers the field centre, so N exposures give a 2N-point spectrum "
-                   "of the source there. Empty for none.")
-@click.option("--weeks", default=None,
-              help="Planning periods to generate (e.g. 2025W29_2A,2025W39_1A); deep-field "
-                   "exposures are spread over them. Default: the periods of the wide fields.")
-@click.option("--detectors", default="1,2,3,4,5,6", show_default=True,
-              help="Detectors to write (a subset is for quick experiments only).")
-@click.option("--workers", default=0, show_default=True, type=int,
-              help="Worker processes (0 = one per core).")
+@click.option(
+    "--seed",
+    default=42,
+    show_default=True,
+    type=int,
+    help="Random seed: the same seed and options give byte-identical files.",
+)
+@click.option(
+    "--detector-size",
+    default=2040,
+    show_default=True,
+    type=int,
+    help="Pixels per side. 2040 writes real-size files of 71.6 MB; a smaller size "
+    "keeps the 6.15 arcsec pixels (so footprints shrink) and every structural "
+    "rule (the PSF cube stays 121x101x101, about 5 MB per file).",
+)
+@click.option(
+    "--fields",
+    default=",".join(DEMO_FIELDS),
+    show_default=True,
+    help="Wide-survey fields, comma-separated: names ("
+    + ", ".join(WIDE_FIELDS)
+    + ") or RA:DEC[:SURVEY] in degrees. Each is observed when the scan circle "
+    "passes over it.",
+)
+@click.option(
+    "--exposures",
+    default=3,
+    show_default=True,
+    type=int,
+    help="Exposures per wide field (a large slew and up to 4 small slews each).",
+)
+@click.option(
+    "--deep-fields",
+    default=",".join(f"{n}:{c}" for n, c in DEMO_DEEP),
+    show_default=True,
+    help="Deep fields as NAME:EXPOSURES (" + ", ".join(DEEP_FIELDS) + "); every deep "
+    "exposure covers the field centre, so N exposures give a 2N-point spectrum "
+    "of the source there. Empty for none.",
+)
+@click.option(
+    "--weeks",
+    default=None,
+    help="Planning periods to generate (e.g. 2025W29_2A,2025W39_1A); deep-field "
+    "exposures are spread over them. Default: the periods of the wide fields.",
+)
+@click.option(
+    "--detectors",
+    default="1,2,3,4,5,6",
+    show_default=True,
+    help="Detectors to write (a subset is for quick experiments only).",
+)
+@click.option(
+    "--workers", default=0, show_default=True, type=int, help="Worker processes (0 = one per core)."
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def synth(out, release, seed, detector_size, fields, exposures, deep_fields, weeks, detectors,
-          workers, quiet) -> None:
+def synth(
+    out,
+    release,
+    seed,
+    detector_size,
+    fields,
+    exposures,
+    deep_fields,
+    weeks,
+    detectors,
+    workers,
+    quiet,
+) -> None:
     """Write a synthetic SPHEREx QR2 release in IRSA's directory layout.
 
     \b
@@ -106,9 +152,15 @@ def synth(out, release, seed, detector_size, fields, exposures, deep_fields, wee
 
     try:
         options = SynthOptions(
-            out=out, release=release, seed=seed, detector_size=detector_size,
-            fields=_split(fields), exposures=exposures, deep_fields=_deep(deep_fields),
-            weeks=_weeks(weeks), detectors=tuple(int(d) for d in _split(detectors)),
+            out=out,
+            release=release,
+            seed=seed,
+            detector_size=detector_size,
+            fields=_split(fields),
+            exposures=exposures,
+            deep_fields=_deep(deep_fields),
+            weeks=_weeks(weeks),
+            detectors=tuple(int(d) for d in _split(detectors)),
             workers=workers,
         )
         report = synthesise(options, progress=not quiet)
@@ -122,9 +174,14 @@ def synth(out, release, seed, detector_size, fields, exposures, deep_fields, wee
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path),
-              default=Path("spherex-demo"), show_default=True,
-              help="Where the demo release, its catalogue and its truth live.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("spherex-demo"),
+    show_default=True,
+    help="Where the demo release, its catalogue and its truth live.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def demo(directory: Path, host: str, port: int) -> None:

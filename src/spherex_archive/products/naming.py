@@ -98,7 +98,8 @@ class ProductVersion:
     processed: dt.date
 
     def __str__(self) -> str:
-        return f"l2b-v{self.version:02d}-{self.processed.year}-{self.processed.timetuple().tm_yday:03d}"
+        day = self.processed.timetuple().tm_yday
+        return f"l2b-v{self.version:02d}-{self.processed.year}-{day:03d}"
 
 
 def level2_filename(obsid: ObservationId, detector: int, product: ProductVersion) -> str:

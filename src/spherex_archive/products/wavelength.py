@@ -48,7 +48,7 @@ class WaveTable:
         )
 
     def to_hdu(self) -> fits.BinTableHDU:
-        """The ``WCS-WAVE`` extension: EXTNAME right after TFIELDS, then TTYPE/TFORM/TDIM."""
+        """The ``WCS-WAVE`` extension as astropy builds it (for files astropy writes)."""
         n, m = len(self.x), len(self.y)
         cols = fits.ColDefs(
             [
@@ -62,16 +62,37 @@ class WaveTable:
                 ),
             ]
         )
-        hdu = fits.BinTableHDU.from_columns(cols)
+        return fits.BinTableHDU.from_columns(cols, name="WCS-WAVE")
+
+    def header(self) -> fits.Header:
+        """The 18-card header of a real file: EXTNAME right after TFIELDS, then TTYPE, TFORM
+        and TDIM per column (astropy would move EXTNAME to the end)."""
+        built = self.to_hdu().header
         header = fits.Header()
-        for key in ("XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT", "GCOUNT",
-                    "TFIELDS"):
-            header[key] = hdu.header[key]
-        header["EXTNAME"] = "WCS-WAVE"
+        for key in (
+            "XTENSION",
+            "BITPIX",
+            "NAXIS",
+            "NAXIS1",
+            "NAXIS2",
+            "PCOUNT",
+            "GCOUNT",
+            "TFIELDS",
+        ):
+            header.append(built.cards[key])
+        header.append(fits.Card("EXTNAME", "WCS-WAVE", "Extension name"))
         for i in (1, 2, 3):
             for key in ("TTYPE", "TFORM", "TDIM"):
-                header[f"{key}{i}"] = hdu.header[f"{key}{i}"]
-        return fits.BinTableHDU(hdu.data, header=header)
+                header.append(built.cards[f"{key}{i}"])
+        return header
+
+    def row_bytes(self) -> bytes:
+        """The single table row: X, Y, then VALUES in FITS order (k fastest, then x, then y)."""
+        return (
+            self.x.astype(">i4").tobytes()
+            + self.y.astype(">i4").tobytes()
+            + self.values.astype(">f4").tobytes()
+        )
 
     @classmethod
     def from_hdu(cls, hdu: fits.BinTableHDU) -> WaveTable:

@@ -154,8 +154,13 @@ class CalibrationWriter:
             dead = permanent_defects(det, size, self.seed)["NONFUNC"].astype(np.int64)
             yield _image("IMAGE", dead, "")
         elif family == "nonlinear_pars":
-            for name, value in (("Q_nl", 12000.0), ("b1", 1.0), ("b2", -2.1e-6),
-                                ("b3", 3.0e-11), ("Qmax", 24000.0)):
+            for name, value in (
+                ("Q_nl", 12000.0),
+                ("b1", 1.0),
+                ("b2", -2.1e-6),
+                ("b3", 3.0e-11),
+                ("Qmax", 24000.0),
+            ):
                 noise = 1 + 0.01 * rng.standard_normal((size, size))
                 yield _image(name, (value * noise).astype(np.float32), "")
         elif family == "readnoise_pars":
@@ -217,8 +222,16 @@ def _spectral_channels(size: int) -> Iterator[fits.ImageHDU | fits.BinTableHDU]:
         sub = np.clip(np.searchsorted(edges, wave) - 1, 0, CHANNELS_PER_DETECTOR - 1)
         maps[det - 1] = (det - 1) * CHANNELS_PER_DETECTOR + sub + 1
     yield _image("CHANNEL_MAP", maps, "")
-    arr = np.array(rows, dtype=[("DETECTOR", ">i4"), ("SUBCHAN", ">i4"), ("WAVELENGTH", ">f4"),
-                                ("WL_MIN", ">f4"), ("WL_MAX", ">f4")])
+    arr = np.array(
+        rows,
+        dtype=[
+            ("DETECTOR", ">i4"),
+            ("SUBCHAN", ">i4"),
+            ("WAVELENGTH", ">f4"),
+            ("WL_MIN", ">f4"),
+            ("WL_MAX", ">f4"),
+        ],
+    )
     table = fits.BinTableHDU(arr, name="SPECTRAL_CHANNELS")
     for i in (3, 4, 5):
         table.header[f"TUNIT{i}"] = "um"

@@ -82,8 +82,13 @@ def celestial_block(
         fits.Card("LATPOLE", crval[1], "[deg] Native latitude of celestial pole"),
     ]
     for prefix in ("A", "B", "AP", "BP"):
-        cards.append(fits.Card(f"{prefix}_ORDER", 3, "SIP polynomial order, axis "
-                               f"{1 if prefix in ('A', 'AP') else 2}"))
+        cards.append(
+            fits.Card(
+                f"{prefix}_ORDER",
+                3,
+                f"SIP polynomial order, axis {1 if prefix in ('A', 'AP') else 2}",
+            )
+        )
     for prefix in ("A", "B", "AP", "BP"):
         for p in range(4):
             for q in range(4 - p):
@@ -202,8 +207,9 @@ def image_header(
     header.append(fits.Card("DETECTOR", det, "Detector: 1-3 SWIR, 4-6 MWIR"))
     header.append(fits.Card("OBSID", obsid, "Observation id"))
     header.append(fits.Card("EXPIDN", expidn, "Exposure id"))
-    header.append(fits.Card("DATE", created.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23],
-                            "HDU creation time (UTC)"))
+    header.append(
+        fits.Card("DATE", created.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23], "HDU creation time (UTC)")
+    )
     for key, value, comment in READOUT:
         hierarch(header, key, value, comment)
     header.append(fits.Card("JACTIVE", size, "Active columns"))
@@ -268,9 +274,7 @@ def flags_header(
     return header
 
 
-def plane_header(
-    extname: str, bunit: str, size: int, wcs_cards: list[fits.Card]
-) -> fits.Header:
+def plane_header(extname: str, bunit: str, size: int, wcs_cards: list[fits.Card]) -> fits.Header:
     """VARIANCE and ZODI: name, unit, then the same WCS and time block as FLAGS."""
     header = image_structure(-32, (size, size))
     header.append(fits.Card("EXTNAME", extname, "Extension name"))
@@ -305,14 +309,18 @@ def psf_header(size: int) -> fits.Header:
     for iy in range(PSF_ZONES):
         for ix in range(PSF_ZONES):
             k = PsfZones.plane(ix, iy) + 1
-            header.append(fits.Card(f"XCTR_{k}", round(zones.centre(ix), 3),
-                                    f"Center of x zone ({ix}, {iy})"))
-            header.append(fits.Card(f"YCTR_{k}", round(zones.centre(iy), 3),
-                                    f"Center of y zone ({ix}, {iy})"))
-            header.append(fits.Card(f"XWID_{k}", round(widths[ix], 4),
-                                    f"Width of x zone ({ix}, {iy})"))
-            header.append(fits.Card(f"YWID_{k}", round(widths[iy], 4),
-                                    f"Width of y zone ({ix}, {iy})"))
+            header.append(
+                fits.Card(f"XCTR_{k}", round(zones.centre(ix), 3), f"Center of x zone ({ix}, {iy})")
+            )
+            header.append(
+                fits.Card(f"YCTR_{k}", round(zones.centre(iy), 3), f"Center of y zone ({ix}, {iy})")
+            )
+            header.append(
+                fits.Card(f"XWID_{k}", round(widths[ix], 4), f"Width of x zone ({ix}, {iy})")
+            )
+            header.append(
+                fits.Card(f"YWID_{k}", round(widths[iy], 4), f"Width of y zone ({ix}, {iy})")
+            )
     header.append(fits.Card("EXTNAME", "PSF", "Extension name"))
     header.append(fits.Card("BUNIT", "", "Normalised: each plane sums to 1"))
     return header

@@ -134,7 +134,12 @@ class Level2Writer:
     """Writes the six detector files of an exposure; one instance per worker process."""
 
     def __init__(
-        self, out: Path, release: str, size: int, seed: int, sky: SkyModel,
+        self,
+        out: Path,
+        release: str,
+        size: int,
+        seed: int,
+        sky: SkyModel,
         calibrations: dict[tuple[int, int], list[tuple[str, str]]],
     ) -> None:
         self.out = out
@@ -151,8 +156,15 @@ class Level2Writer:
         key = level2_key(self.release, exposure.obsid, det, product)
         o = exposure.obsid
         rng = np.random.default_rng(
-            [self.seed, o.period.year, o.period.week, o.period.plan, o.large_slew, o.small_slew,
-             det]
+            [
+                self.seed,
+                o.period.year,
+                o.period.week,
+                o.period.plan,
+                o.large_slew,
+                o.small_slew,
+                det,
+            ]
         )
         bits = flag_bits(exposure.version)
 
@@ -170,7 +182,8 @@ class Level2Writer:
         wavelength = lvf_wavelength(det, xx, yy, size)
         ecliptic_lat = (
             SkyCoord(crval[0] * u.deg, crval[1] * u.deg)
-            .transform_to(BarycentricMeanEcliptic()).lat.deg
+            .transform_to(BarycentricMeanEcliptic())
+            .lat.deg
         )
         gradient = 1.0 + 0.03 * (xx - size / 2) / size - 0.02 * (yy - size / 2) / size
         zodi = (zodi_brightness(wavelength, ecliptic_lat) * gradient).astype(np.float32)
@@ -193,7 +206,11 @@ class Level2Writer:
             + hdr.wave_block((1.0, 1.0))
         )
         image_header = hdr.image_header(
-            det=det, size=size, obsid=str(o), expidn=o.expidn(det), created=created,
+            det=det,
+            size=size,
+            obsid=str(o),
+            expidn=o.expidn(det),
+            created=created,
             survey_cards=self._survey_cards(exposure, crval),
             spacecraft_cards=self._spacecraft_cards(exposure),
             quality_cards=self._quality_cards(det, exposure.version, counts, omega),
@@ -202,7 +219,6 @@ class Level2Writer:
             product_version=exposure.version,
         )
         table = wave_table(det, size)
-        table_hdu = table.to_hdu()
         parts = [
             header_bytes(hdr.primary_header(PIPELINE_VERSIONS[exposure.version])),
             header_bytes(image_header),
@@ -215,8 +231,8 @@ class Level2Writer:
             pad(zodi.astype(">f4").tobytes()),
             header_bytes(hdr.psf_header(size)),
             pad(psf_cube(det).astype(">f4").tobytes()),
-            header_bytes(table_hdu.header),
-            pad(_table_row_bytes(table)),
+            header_bytes(table.header()),
+            pad(table.row_bytes()),
         ]
         return self._save(key, parts, truth)
 
@@ -239,8 +255,10 @@ class Level2Writer:
         radius = size * PIXEL_SCALE_ARCSEC / 3600.0 * 0.75 + 0.05
         catalogue = self.sky.sources_in_cells(self.sky.cells_near(crval[0], crval[1], radius))
         model = np.zeros(size * size, dtype=np.float64)
-        empty = {k: np.zeros(0) for k in ("source_id", "x", "y", "wavelength", "bandwidth",
-                                          "flux", "zone")}
+        empty = {
+            k: np.zeros(0)
+            for k in ("source_id", "x", "y", "wavelength", "bandwidth", "flux", "zone")
+        }
         if not len(catalogue.sources):
             return model.reshape(size, size), empty
         ra = np.asarray(catalogue.sources["ra"])
@@ -271,8 +289,12 @@ class Level2Writer:
             model[index] += brightness * weight
         inside = (x >= -0.5) & (x < size - 0.5) & (y >= -0.5) & (y < size - 0.5)
         truth = {
-            "source_id": ids[inside], "x": x[inside], "y": y[inside],
-            "wavelength": lam[inside], "bandwidth": bw[inside], "flux": flux[inside],
+            "source_id": ids[inside],
+            "x": x[inside],
+            "y": y[inside],
+            "wavelength": lam[inside],
+            "bandwidth": bw[inside],
+            "flux": flux[inside],
             "zone": planes[inside],
         }
         return model.reshape(size, size), truth
@@ -309,10 +331,16 @@ class Level2Writer:
             missing = np.zeros((size, size), dtype=bool)
             c0 = int(rng.integers(0, max(1, size - 64)))
             r0 = int(rng.integers(0, size))
-            missing[r0:r0 + 4, c0:c0 + 64] = True
+            missing[r0 : r0 + 4, c0 : c0 + 64] = True
             mark("MISSING_DATA", missing)
-        for name, rate in (("SNOWBALL", 2e-7), ("GHOST", 4e-7), ("GHOST_FPA", 2e-7),
-                           ("GHOST_EXT", 2e-7), ("BLOOM", 1e-7), ("HALO", 1e-7)):
+        for name, rate in (
+            ("SNOWBALL", 2e-7),
+            ("GHOST", 4e-7),
+            ("GHOST_FPA", 2e-7),
+            ("GHOST_EXT", 2e-7),
+            ("BLOOM", 1e-7),
+            ("HALO", 1e-7),
+        ):
             if name in bits:
                 mark(name, _blobs(size, rate, rng))
         return flags.astype(np.int32)
@@ -320,6 +348,7 @@ class Level2Writer:
     @staticmethod
     def _corrupt(image: np.ndarray, flags: np.ndarray, bits: dict[str, int], rng) -> np.ndarray:
         """What flagged pixels look like: spikes, hot and cold pixels, holes, artefacts."""
+
         def has(name: str) -> np.ndarray:
             return (flags & (1 << bits[name])) != 0 if name in bits else np.zeros_like(flags, bool)
 
@@ -342,8 +371,11 @@ class Level2Writer:
         gcd = _great_circle(lat, lon, *SAA)
         return [
             ("SPS_TARGET", exposure.sps_target, "Survey planning target"),
-            ("SPS_FLAGS", "all_sky" if exposure.survey == "wide" else "deep",
-             "Survey planning flags"),
+            (
+                "SPS_FLAGS",
+                "all_sky" if exposure.survey == "wide" else "deep",
+                "Survey planning flags",
+            ),
             ("OBS_IN_SBAND", "False", "Observed in the S band pass"),
             ("NON_SURVEY", "False", "Non-survey observation"),
             ("SGT_LAT_MIDPT", round(lat, 6), "[deg] Ground track latitude"),
@@ -359,15 +391,28 @@ class Level2Writer:
     @staticmethod
     def _spacecraft_cards(exposure: Exposure) -> list[tuple[str, object, str]]:
         cards: list[tuple[str, object, str]] = []
-        for label, mjd in (("_START", exposure.mjd_beg), ("", exposure.mjd_avg),
-                           ("_END", exposure.mjd_end)):
+        for label, mjd in (
+            ("_START", exposure.mjd_beg),
+            ("", exposure.mjd_avg),
+            ("_END", exposure.mjd_end),
+        ):
             r, v = _spacecraft_state(exposure, mjd)
             for axis, value in zip("XYZ", r, strict=True):
-                cards.append((f"{axis}_SC{label}", round(float(value), 4),
-                              f"[km] Spacecraft {axis} position{label.lower()}"))
+                cards.append(
+                    (
+                        f"{axis}_SC{label}",
+                        round(float(value), 4),
+                        f"[km] Spacecraft {axis} position{label.lower()}",
+                    )
+                )
             for axis, value in zip("XYZ", v, strict=True):
-                cards.append((f"V{axis}_SC{label}", round(float(value), 6),
-                              f"[km/s] Spacecraft {axis} velocity{label.lower()}"))
+                cards.append(
+                    (
+                        f"V{axis}_SC{label}",
+                        round(float(value), 6),
+                        f"[km/s] Spacecraft {axis} velocity{label.lower()}",
+                    )
+                )
             if label == "_START":
                 cards.append(("XYZ_SC_SYSTEM", "GEOCENTER", "Position reference"))
                 cards.append(("VXYZ_SC_SYSTEM", "GEOCENTER", "Velocity reference"))
@@ -379,9 +424,11 @@ class Level2Writer:
         total = omega.size
         cards: list[tuple[str, object, str]] = []
         if newer:
-            cards += [("NBLMPIX", c.get("BLOOM", 0), "Pixels in blooms"),
-                      ("NHALOPIX", c.get("HALO", 0), "Pixels in halos"),
-                      ("NSNOWPIX", c.get("SNOWBALL", 0), "Pixels in snowballs")]
+            cards += [
+                ("NBLMPIX", c.get("BLOOM", 0), "Pixels in blooms"),
+                ("NHALOPIX", c.get("HALO", 0), "Pixels in halos"),
+                ("NSNOWPIX", c.get("SNOWBALL", 0), "Pixels in snowballs"),
+            ]
         cards += [
             ("L2 N_NONLINEAR", c["NONLINEAR"], "Pixels flagged NONLINEAR"),
             ("PSTHRESH", 0.1, "[e-/s] Persistence threshold"),
@@ -391,18 +438,26 @@ class Level2Writer:
             ("L2 N_COLD", c["COLD"], "Pixels flagged COLD"),
             ("L2 N_TRAN_NB", c["TRANSIENT"] // 9, "Transients next to bright pixels"),
             ("L2 N_PERS_NB", c["PERSIST"] // 11, "Persistence next to bright pixels"),
-            ("OMEGA_MEDIAN", round(float(np.median(omega)), 4),
-             "[arcsec2] Median pixel solid angle"),
-            ("OMEGA_STDDEV", round(float(np.std(omega)), 4),
-             "[arcsec2] Stddev of pixel solid angle"),
+            (
+                "OMEGA_MEDIAN",
+                round(float(np.median(omega)), 4),
+                "[arcsec2] Median pixel solid angle",
+            ),
+            (
+                "OMEGA_STDDEV",
+                round(float(np.std(omega)), 4),
+                "[arcsec2] Stddev of pixel solid angle",
+            ),
             ("FINAST", 0, "Fine astrometry status (0 = good)"),
         ]
         if newer:
-            cards += [("DAXIS", 0.31, "[arcsec] Astrometric residual"),
-                      ("CONTRAST", 4.2, "Astrometric match contrast"),
-                      ("MATCH_NSTARS", 412, "Stars matched for astrometry"),
-                      ("QS_NMATCH_VAR", 3.1, "Match count variance"),
-                      ("ASTRONETSOLVED", "True", "Blind astrometric solution found")]
+            cards += [
+                ("DAXIS", 0.31, "[arcsec] Astrometric residual"),
+                ("CONTRAST", 4.2, "Astrometric match contrast"),
+                ("MATCH_NSTARS", 412, "Stars matched for astrometry"),
+                ("QS_NMATCH_VAR", 3.1, "Match count variance"),
+                ("ASTRONETSOLVED", "True", "Blind astrometric solution found"),
+            ]
         cards += [
             ("PXSRCMSK", round(100.0 * c["SOURCE"] / total, 3), "[%] Pixels with SOURCE"),
             ("L2 N_SOURCE", c["SOURCE"], "Pixels flagged SOURCE"),
@@ -432,15 +487,6 @@ class Level2Writer:
         return cards
 
 
-def _table_row_bytes(table) -> bytes:
-    """The single WCS-WAVE row: X, Y, then VALUES in FITS order (k fastest, then x, then y)."""
-    return (
-        table.x.astype(">i4").tobytes()
-        + table.y.astype(">i4").tobytes()
-        + table.values.astype(">f4").tobytes()
-    )
-
-
 def _blobs(size: int, rate_per_pixel: float, rng) -> np.ndarray:
     """A few round artefacts (snowballs, ghosts) of 2-5 pixels radius."""
     mask = np.zeros((size, size), dtype=bool)
@@ -456,9 +502,11 @@ def _spacecraft_state(exposure: Exposure, mjd: float) -> tuple[np.ndarray, np.nd
     """Geocentric position and velocity: the telescope looks out along the local zenith, and
     the orbit carries it along the scan circle (toward the focal-plane +y direction)."""
     bore = SkyCoord(exposure.ra * u.deg, exposure.dec * u.deg).cartesian.xyz.value
-    ahead = SkyCoord(exposure.ra * u.deg, exposure.dec * u.deg).directional_offset_by(
-        exposure.pa * u.deg, 1 * u.deg
-    ).cartesian.xyz.value
+    ahead = (
+        SkyCoord(exposure.ra * u.deg, exposure.dec * u.deg)
+        .directional_offset_by(exposure.pa * u.deg, 1 * u.deg)
+        .cartesian.xyz.value
+    )
     tangent = ahead - bore * np.dot(ahead, bore)
     tangent /= np.linalg.norm(tangent)
     angle = 2 * np.pi * (mjd - exposure.mjd_avg) * 86400.0 / ORBIT_S

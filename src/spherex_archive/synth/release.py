@@ -166,9 +166,10 @@ def synthesise(
     exposures = plan(options)
     tasks = [(e, d) for e in exposures for d in options.detectors]
     cal_products = calibration.products(options.detectors)
-    needed = len(tasks) * level2_file_bytes(options.detector_size) * 1.02 + 5e7 * len(
-        cal_products
-    ) * (options.detector_size / 2040) ** 2
+    needed = (
+        len(tasks) * level2_file_bytes(options.detector_size) * 1.02
+        + 5e7 * len(cal_products) * (options.detector_size / 2040) ** 2
+    )
     options.out.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(options.out).free
     if needed > free:
@@ -193,7 +194,8 @@ def synthesise(
 
     uses = {
         (v, d): calibration.used_by(v, d, options.release)
-        for v in {e.version for e in exposures} for d in options.detectors
+        for v in {e.version for e in exposures}
+        for d in options.detectors
     }
     writer = Level2Writer(
         options.out, options.release, options.detector_size, options.seed, sky, uses
@@ -266,14 +268,21 @@ def _write_truth(options, sky: SkyModel, exposures, written: list[WrittenFile]) 
         rows.append(t)
     measurements = vstack(rows) if rows else Table()
     if len(measurements):
-        for name, unit in (("x", "pix"), ("y", "pix"), ("wavelength", "um"),
-                           ("bandwidth", "um"), ("flux", "uJy")):
+        for name, unit in (
+            ("x", "pix"),
+            ("y", "pix"),
+            ("wavelength", "um"),
+            ("bandwidth", "um"),
+            ("flux", "uJy"),
+        ):
             measurements[name].unit = unit
-        measurements.write(truth_dir / "injected.parquet", overwrite=True)
+        measurements.write(truth_dir / "injected.ecsv", overwrite=True)
     (truth_dir / "parameters.json").write_text(
         json.dumps(
             {
-                **{k: v for k, v in asdict(options).items() if k not in ("out", "weeks", "workers")},
+                **{
+                    k: v for k, v in asdict(options).items() if k not in ("out", "weeks", "workers")
+                },
                 "weeks": [str(w) for w in options.weeks] if options.weeks else None,
             },
             indent=2,
@@ -295,7 +304,7 @@ Written by `spherex-archive synth` beside the release; never served as data.
 - `features.ecsv`: spectral features per source. `emission`: adds `strength` (uJy um) times a
   unit-area Gaussian of centre `center` and width `sigma` (um). `absorption`: multiplies the
   continuum by `1 - strength * exp(-(lambda - center)^2 / (2 sigma^2))`.
-- `injected.parquet`: one row per source and spectral image whose pixel grid holds the source
+- `injected.ecsv`: one row per source and spectral image whose pixel grid holds the source
   centre: `key` (the file's path below the bucket root), `x`, `y` (0-based pixels),
   `wavelength`, `bandwidth` (um, from the spectral-WCS calibration model at that pixel),
   `flux` (uJy: the mean of f_nu over the top-hat band wavelength +/- bandwidth / 2, which is
@@ -303,7 +312,7 @@ Written by `spherex-archive synth` beside the release; never served as data.
 - `parameters.json`: the options that made the release (the same options give the same bytes).
 
 Read them with astropy: `Table.read("truth/sources.ecsv")`,
-`Table.read("truth/injected.parquet")`, or with
+`Table.read("truth/injected.ecsv")`, or with
 `spherex_archive.synth.sky.TruthCatalogue.read("truth")`, whose `band_flux` and `spectrum`
 evaluate the spectra.
 """

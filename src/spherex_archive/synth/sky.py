@@ -68,8 +68,10 @@ def _blackbody_nu(wavelength_um: np.ndarray, temperature: np.ndarray) -> np.ndar
 
 def continuum(wavelength_um: np.ndarray, temperature: np.ndarray, flux_1p6: np.ndarray):
     """Blackbody f_nu through ``flux_1p6`` uJy at 1.6 um."""
-    return flux_1p6 * _blackbody_nu(wavelength_um, temperature) / _blackbody_nu(
-        REFERENCE_UM, temperature
+    return (
+        flux_1p6
+        * _blackbody_nu(wavelength_um, temperature)
+        / _blackbody_nu(REFERENCE_UM, temperature)
     )
 
 
@@ -84,9 +86,7 @@ class TruthCatalogue:
     @classmethod
     def read(cls, truth_dir: str | Path) -> TruthCatalogue:
         truth_dir = Path(truth_dir)
-        return cls(
-            Table.read(truth_dir / "sources.ecsv"), Table.read(truth_dir / "features.ecsv")
-        )
+        return cls(Table.read(truth_dir / "sources.ecsv"), Table.read(truth_dir / "features.ecsv"))
 
     def write(self, truth_dir: str | Path) -> None:
         truth_dir = Path(truth_dir)
@@ -197,8 +197,7 @@ class SkyModel:
         kind = rng.choice(["star", "emission", "absorption"], size=count, p=[0.9, 0.05, 0.05])
         ids = (np.int64(cell) + 1) * 10000 + np.arange(count, dtype=np.int64)
         sources = Table(
-            [ids, np.full(count, "", dtype="U16"), ra, dec, kind.astype("U10"), temperature,
-             flux],
+            [ids, np.full(count, "", dtype="U16"), ra, dec, kind.astype("U10"), temperature, flux],
             names=SOURCE_COLUMNS,
         )
         features = _empty_features()
@@ -220,8 +219,10 @@ def _features_for(kind: str, flux: float, rng: np.random.Generator) -> list[tupl
             for i in sorted(lines)
         ]
     if kind == "absorption":
-        return [("absorption", c, s, float(d * rng.uniform(0.7, 1.0)))
-                for c, s, d in ABSORPTION_BANDS_UM]
+        return [
+            ("absorption", c, s, float(d * rng.uniform(0.7, 1.0)))
+            for c, s, d in ABSORPTION_BANDS_UM
+        ]
     return []
 
 
@@ -253,8 +254,15 @@ def _points_in_cell(cell: int, count: int, rng: np.random.Generator):
 
 def _empty_sources() -> Table:
     t = Table(
-        [np.zeros(0, np.int64), np.zeros(0, "U16"), np.zeros(0), np.zeros(0), np.zeros(0, "U10"),
-         np.zeros(0), np.zeros(0)],
+        [
+            np.zeros(0, np.int64),
+            np.zeros(0, "U16"),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0, "U10"),
+            np.zeros(0),
+            np.zeros(0),
+        ],
         names=SOURCE_COLUMNS,
     )
     _describe(t, None)
@@ -283,6 +291,8 @@ def _describe(sources: Table | None, features: Table | None) -> None:
         sources["flux_1p6"].description = "Continuum f_nu at 1.6 um"
     if features is not None:
         features["center"].unit = features["sigma"].unit = u.um
-        features["type"].description = "emission: add strength * unit Gaussian; absorption: " \
+        features["type"].description = (
+            "emission: add strength * unit Gaussian; absorption: "
             "multiply by 1 - strength * Gaussian of peak 1"
+        )
         features["strength"].description = "emission: line flux in uJy um; absorption: depth"

@@ -46,8 +46,8 @@ DEEP_FIELDS = {
 
 WIDE_FIELDS: dict[str, tuple[float, float, int]] = {
     "M31": (10.6847, 41.2690, 1),
-    "NCP": (30.0, 89.9, 1),
-    "RA0": (0.02, 1.0, 2),
+    "NCP": (0.0, 90.0, 1),
+    "RA0": (0.0, 1.0, 2),
     "M81": (148.8882, 69.0653, 1),
     "LOCKMAN": (161.25, 58.0, 1),
     "COSMOS": (150.1191, 2.2058, 2),
@@ -58,7 +58,7 @@ WIDE_FIELDS: dict[str, tuple[float, float, int]] = {
 footprint over the celestial pole and RA0 one across RA = 0, the cases spatial code gets wrong."""
 
 DEMO_FIELDS = ("M31", "NCP", "RA0")
-DEMO_DEEP = (("NEP", 50), ("SEP", 5))
+DEMO_DEEP = (("NEP", 50), ("SEP", 2))
 
 
 def sun_longitude(mjd: np.ndarray | float) -> np.ndarray:
@@ -92,7 +92,10 @@ def scan_pa(ra: np.ndarray, dec: np.ndarray, mjd: np.ndarray, epa: np.ndarray) -
     flip = np.where(tangent[:, 2] < 0, -1.0, 1.0) * np.where(epa == 180, -1.0, 1.0)
     ahead = b + 1e-4 * tangent * flip[:, None]
     ahead_sky = SkyCoord(
-        x=ahead[:, 0], y=ahead[:, 1], z=ahead[:, 2], representation_type="cartesian",
+        x=ahead[:, 0],
+        y=ahead[:, 1],
+        z=ahead[:, 2],
+        representation_type="cartesian",
         frame=BarycentricMeanEcliptic(),
     ).icrs
     here = SkyCoord(ra * u.deg, dec * u.deg)
@@ -115,6 +118,20 @@ def tangent_wcs(ra: float, dec: float, pa: float) -> WCS:
     w.wcs.pc = pc_matrix(pa)
     w.wcs.cdelt = [1.0, 1.0]
     return w
+
+
+def place(ra: float, dec: float, pa: float, x: float, y: float) -> tuple[float, float, float]:
+    """Boresight (ra, dec, pa) that puts the sky position (ra, dec) at focal-plane pixel (x, y)
+    with the focal plane's +y at position angle ``pa`` there.
+
+    The orientation is carried to the boresight along the focal plane itself, which stays
+    right where "north" turns fast or is undefined (at and near the celestial poles).
+    """
+    grid = tangent_wcs(ra, dec, pa)
+    (b_ra, b_dec), (a_ra, a_dec) = grid.wcs_pix2world([[-x, -y], [-x, -y + 10.0]], 0)
+    bore = SkyCoord(b_ra * u.deg, b_dec * u.deg)
+    bore_pa = bore.position_angle(SkyCoord(a_ra * u.deg, a_dec * u.deg)).deg
+    return float(b_ra % 360.0), float(b_dec), float(bore_pa % 360.0)
 
 
 @dataclass(frozen=True)
@@ -204,8 +221,11 @@ class SurveyPlan:
 
     def exposures(self) -> list[Exposure]:
         rng = np.random.default_rng([self.seed, 0xA11])
-        groups = [group for name, ra, dec, survey in self.wide_fields
-                  for group in self._wide_visit(name, ra, dec, survey, rng)]
+        groups = [
+            group
+            for name, ra, dec, survey in self.wide_fields
+            for group in self._wide_visit(name, ra, dec, survey, rng)
+        ]
         periods = sorted({g[0][0] for g in groups} | set(self.periods or []))
         if self.periods is not None:
             groups = [g for g in groups if g[0][0] in self.periods]
@@ -233,10 +253,9 @@ class SurveyPlan:
             # Put the target at successive heights of the focal plane, a little off-centre in x.
             y_target = -plane.height / 2 + (small + 0.5) * plane.height / 4
             x_target = rng.uniform(-self.size / 6, self.size / 6)
-            pa = float(scan_pa(ra, dec, mjd, epa)[0])
-            bore = tangent_wcs(ra, dec, pa).wcs_pix2world([[-x_target, -y_target]], 0)[0]
+            bore = place(ra, dec, float(scan_pa(ra, dec, mjd, epa)[0]), x_target, y_target)
             t = mjd + (large * 4 + small) * SMALL_SLEW_CADENCE_S / 86400.0 + large * 0.002
-            entry = (_period_at(t, self.seed), t, name, "wide", bore[0] % 360.0, bore[1], pa, epa)
+            entry = (_period_at(t, self.seed), t, name, "wide", *bore, epa)
             if small == 0:
                 groups.append([])
             groups[-1].append(entry)
@@ -269,8 +288,8 @@ class SurveyPlan:
                     y_in = rng.uniform(-0.45, 0.45) * self.size
                     y_target = (det_slot - 1) * (self.size + plane.gap) + y_in
                     x_target = rng.uniform(-0.35, 0.35) * self.size
-                    bore = tangent_wcs(ra, dec, pa).wcs_pix2world([[-x_target, -y_target]], 0)[0]
-                    group.append((period, t0, name, "deep", bore[0] % 360.0, bore[1], pa, epa))
+                    bore = place(ra, dec, pa, x_target, y_target)
+                    group.append((period, t0, name, "deep", *bore, epa))
                 groups.append(group)
         return groups
 
@@ -295,9 +314,16 @@ class SurveyPlan:
                     exposures.append(
                         Exposure(
                             obsid=ObservationId(period, counter, small),
-                            survey=survey, field=name, ra=float(ra), dec=float(dec),
-                            pa=float(pa) % 360.0, mjd_beg=float(t), sps_target=sps_target,
-                            epa=int(epa), version=version, processed=processed,
+                            survey=survey,
+                            field=name,
+                            ra=float(ra),
+                            dec=float(dec),
+                            pa=float(pa) % 360.0,
+                            mjd_beg=float(t),
+                            sps_target=sps_target,
+                            epa=int(epa),
+                            version=version,
+                            processed=processed,
                             jitter=(float(rng.normal(0, 0.03)), float(rng.normal(0, 0.03))),
                         )
                     )
