@@ -1,0 +1,174 @@
+"""Exact geometry of footprints on the unit sphere, vectorised with numpy.
+
+A footprint is a convex spherical polygon (great-circle edges) given by its vertices. It is kept
+as a 24-double record: four unit vectors and the four inward edge normals, so that "is this
+point inside?" is four dot products, with no trigonometry, no special case at the poles and
+none at RA = 0. The SQLite catalogue stores the record as a blob and indexes the polygon's
+exact 3-D bounding box in an R*Tree; PostgreSQL uses pgsphere instead and needs none of this.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+RECORD = struct.Struct("<24d")
+VERTICES = 4
+
+
+def unit_vectors(ra_deg, dec_deg) -> np.ndarray:
+    ra = np.radians(np.asarray(ra_deg, dtype=float))
+    dec = np.radians(np.asarray(dec_deg, dtype=float))
+    cos_dec = np.cos(dec)
+    return np.stack([cos_dec * np.cos(ra), cos_dec * np.sin(ra), np.sin(dec)], axis=-1)
+
+
+def to_radec(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(vectors, dtype=float)
+    ra = np.degrees(np.arctan2(v[..., 1], v[..., 0])) % 360.0
+    dec = np.degrees(np.arcsin(np.clip(v[..., 2] / np.linalg.norm(v, axis=-1), -1, 1)))
+    return ra, dec
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def footprint_records(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    """(n, 24) records for n convex quadrilaterals given as (n, 4) vertex arrays.
+
+    Vertices may come in either winding: they are put counter-clockwise seen from outside
+    the sphere, so that every edge normal points into the polygon.
+    """
+    v = unit_vectors(ra_deg, dec_deg).reshape(-1, VERTICES, 3)
+    centre = _normalise(v.sum(axis=1))
+    clockwise = np.einsum("ij,ij->i", np.cross(v[:, 0], v[:, 1]), centre) < 0
+    v[clockwise] = v[clockwise, ::-1]
+    normals = _normalise(np.cross(v, np.roll(v, -1, axis=1)))
+    return np.concatenate([v.reshape(-1, 12), normals.reshape(-1, 12)], axis=1)
+
+
+def record_bytes(record: np.ndarray) -> bytes:
+    return np.ascontiguousarray(record, dtype="<f8").tobytes()
+
+
+def records_from_bytes(blobs: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype="<f8").reshape(-1, 24)
+
+
+def _split(records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r = np.asarray(records).reshape(-1, 24)
+    return r[:, :12].reshape(-1, VERTICES, 3), r[:, 12:].reshape(-1, VERTICES, 3)
+
+
+def contains_point(records: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Which footprints contain the unit vector ``point`` (boundary included)."""
+    _, normals = _split(records)
+    return np.all(normals @ np.asarray(point, dtype=float) >= -1e-15, axis=1)
+
+
+def _on_arc(a: np.ndarray, b: np.ndarray, n: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Whether q (on the great circle of a->b, normal n) lies between a and b."""
+    return (np.einsum("...k,...k->...", np.cross(a, q), n) >= 0) & (
+        np.einsum("...k,...k->...", np.cross(q, b), n) >= 0
+    )
+
+
+def distance_to_boundary(records: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Smallest angle (rad) from ``point`` to any edge of each footprint."""
+    v, normals = _split(records)
+    p = np.asarray(point, dtype=float)
+    nxt = np.roll(v, -1, axis=1)
+    along = p - (normals @ p)[..., None] * normals
+    q = _normalise(along)
+    on = _on_arc(v, nxt, normals, q)
+    to_circle = np.arcsin(np.clip(np.abs(normals @ p), 0.0, 1.0))
+    to_vertex = np.arccos(np.clip(v @ p, -1.0, 1.0))
+    return np.min(np.where(on, to_circle, to_vertex), axis=1)
+
+
+def intersects_circle(records: np.ndarray, centre: np.ndarray, radius_rad: float) -> np.ndarray:
+    """Which footprints overlap the cap of ``radius_rad`` around the unit vector ``centre``."""
+    inside = contains_point(records, centre)
+    return inside | (distance_to_boundary(records, centre) <= radius_rad)
+
+
+def polygon_normals(vertices: np.ndarray) -> np.ndarray:
+    """Inward edge normals of a convex polygon given as (k, 3) unit vectors (any winding)."""
+    v = np.asarray(vertices, dtype=float)
+    centre = _normalise(v.sum(axis=0))
+    if np.dot(np.cross(v[0], v[1]), centre) < 0:
+        v = v[::-1]
+    return v, _normalise(np.cross(v, np.roll(v, -1, axis=0)))
+
+
+def is_convex(vertices: np.ndarray) -> bool:
+    """True if every vertex lies on the inner side of every edge (a convex polygon)."""
+    v, normals = polygon_normals(vertices)
+    return bool(np.all(v @ normals.T >= -1e-12))
+
+
+def intersects_polygon(records: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """Which footprints overlap the convex polygon with the (k, 3) unit-vector ``vertices``."""
+    fv, fn = _split(records)
+    pv, pn = polygon_normals(vertices)
+    # A vertex of either polygon inside the other...
+    foot_in_poly = np.any(np.all(fv @ pn.T >= -1e-15, axis=2), axis=1)
+    poly_in_foot = np.any(np.all(np.einsum("nik,jk->nji", fn, pv) >= -1e-15, axis=2), axis=1)
+    # ...or two edges crossing.
+    fa, fb = fv, np.roll(fv, -1, axis=1)
+    pa, pb = pv, np.roll(pv, -1, axis=0)
+    crossing = np.zeros(len(fv), dtype=bool)
+    for j in range(len(pv)):
+        line = np.cross(fn, pn[j])  # (n, 4, 3): directions where the two great circles meet
+        norm = np.linalg.norm(line, axis=-1, keepdims=True)
+        line = np.divide(line, norm, out=np.zeros_like(line), where=norm > 1e-15)
+        for sign in (1.0, -1.0):
+            t = sign * line
+            on_foot = _on_arc(fa, fb, fn, t)
+            on_poly = _on_arc(pa[j], pb[j], pn[j], t)
+            crossing |= np.any(on_foot & on_poly & (norm[..., 0] > 1e-15), axis=1)
+    return foot_in_poly | poly_in_foot | crossing
+
+
+def bounding_boxes(records: np.ndarray) -> np.ndarray:
+    """Exact (n, 6) boxes (minx, maxx, miny, maxy, minz, maxz) of the spherical polygons.
+
+    A coordinate is largest at a vertex, inside an edge (where the edge's great circle comes
+    closest to the axis), or at the axis itself when the polygon contains it (a footprint over
+    a pole reaches z = 1 though no vertex does).
+    """
+    v, normals = _split(records)
+    nxt = np.roll(v, -1, axis=1)
+    out = np.empty((len(v), 6))
+    for k in range(3):
+        for side, sign in ((1, 1.0), (0, -1.0)):
+            axis = np.zeros(3)
+            axis[k] = sign
+            best = np.max(v @ axis, axis=1)
+            q = axis - (normals @ axis)[..., None] * normals
+            qn = np.linalg.norm(q, axis=-1)
+            q = np.divide(q, qn[..., None], out=np.zeros_like(q), where=qn[..., None] > 1e-15)
+            arc = np.where(_on_arc(v, nxt, normals, q) & (qn > 1e-15), q @ axis, -2.0)
+            best = np.maximum(best, np.max(arc, axis=1))
+            best = np.where(contains_point(records, axis), 1.0, best)
+            out[:, 2 * k + side] = sign * best
+    return out
+
+
+def circle_box(centre: np.ndarray, radius_rad: float) -> np.ndarray:
+    """A box (minx, maxx, ...) holding the whole cap: the centre plus or minus the chord."""
+    chord = 2.0 * np.sin(min(radius_rad, np.pi) / 2.0)
+    c = np.asarray(centre, dtype=float)
+    return np.array([c[0] - chord, c[0] + chord, c[1] - chord, c[1] + chord, c[2] - chord,
+                     c[2] + chord])
+
+
+def contains_point_scalar(blob: bytes, x: float, y: float, z: float) -> int:
+    """``contains_point`` for one stored record, fast enough for an SQL function."""
+    r = RECORD.unpack(blob)
+    for i in (12, 15, 18, 21):
+        if r[i] * x + r[i + 1] * y + r[i + 2] * z < -1e-15:
+            return 0
+    return 1
