@@ -173,6 +173,100 @@ def synth(
     )
 
 
+def _catalogue_option(function):
+    return click.option(
+        "--catalogue",
+        envvar="SPHEREX_ARCHIVE_CATALOGUE",
+        default="sqlite:///spherex-archive.db",
+        show_default=True,
+        show_envvar=True,
+        help="Catalogue URL: sqlite:///path/to.db (embedded) or postgresql://user@host/db "
+        "(PostgreSQL with pgsphere).",
+    )(function)
+
+
+@main.command()
+@click.argument("path")
+@_catalogue_option
+@click.option(
+    "--workers",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Processes reading headers (0 = one per core).",
+)
+@click.option(
+    "--release-date",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="When the ingested planes become public (UTC). Default: now, or the date "
+    "they already have. A future date embargoes them from every interface.",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to list rejected and skipped files (default: "
+    "spherex-ingest-<time>.txt in the current folder, written only if needed).",
+)
+@click.option(
+    "--s3-endpoint",
+    envvar="SPHEREX_ARCHIVE_S3_ENDPOINT",
+    default=None,
+    help="Endpoint URL of an S3-compatible server, for s3:// paths.",
+)
+@click.option(
+    "--s3-anonymous/--s3-signed", default=False, help="Read a public bucket without credentials."
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(path, catalogue, workers, release_date, report, s3_endpoint, s3_anonymous, quiet):
+    """Ingest SPHEREx deliveries from PATH into the catalogue.
+
+    PATH is a bucket root (like synth's --out), a release folder (.../qr2) or one delivery
+    folder (.../qr2/level2/<period>/l2b-v<NN>-<date>), on disk or as s3://bucket/prefix.
+    Only headers are read. Checksums come from the delivery's MD5SUMS manifest, or are
+    computed. Each delivery is committed in one transaction and is visible everywhere at once;
+    running the same ingest again changes nothing, and completes one that was interrupted.
+
+    Exit status: 0 when every file was ingested, 1 when some were rejected (listed in the
+    report, one line each with the reason), 2 for a usage error.
+    """
+    import datetime as dt
+
+    from spherex_archive.catalogue import CatalogueError, open_catalogue
+    from spherex_archive.ingest.run import ingest as run_ingest
+
+    options: dict = {}
+    if path.startswith("s3://"):
+        options = {"anon": s3_anonymous}
+        if s3_endpoint:
+            options["client_kwargs"] = {"endpoint_url": s3_endpoint}
+    try:
+        cat = open_catalogue(catalogue)
+        result = run_ingest(
+            cat,
+            path,
+            workers=workers,
+            progress=not quiet,
+            storage_options=options,
+            release_date=release_date.replace(tzinfo=dt.UTC) if release_date else None,
+        )
+    except (ValueError, CatalogueError, OSError) as error:
+        _fail(str(error))
+    click.echo(result.summary())
+    if result.rejected or result.skipped:
+        target = report or Path(f"spherex-ingest-{dt.datetime.now():%Y%m%dT%H%M%S}.txt")
+        result.write(target)
+        for key, reason in result.rejected[:20]:
+            click.echo(f"rejected {key}: {reason}", err=True)
+        if len(result.rejected) > 20:
+            click.echo(f"... and {len(result.rejected) - 20} more", err=True)
+        click.echo(f"Report: {target}", err=True)
+    counts = cat.counts()
+    click.echo("Catalogue now holds: " + ", ".join(f"{c} {n}" for c, n in counts.items()))
+    sys.exit(1 if result.rejected else 0)
+
+
 @main.command()
 @click.option(
     "--dir",

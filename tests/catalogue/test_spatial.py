@@ -49,8 +49,16 @@ def random_footprint(rng, centre_ra, centre_dec, size_deg):
     return ra, dec
 
 
-CENTRES = [(0.0, 0.0), (359.99, 1.0), (0.01, -30.0), (120.0, 89.9), (33.0, 90.0),
-           (200.0, -89.95), (270.0, 66.56), (180.0, 45.0)]
+CENTRES = [
+    (0.0, 0.0),
+    (359.99, 1.0),
+    (0.01, -30.0),
+    (120.0, 89.9),
+    (33.0, 90.0),
+    (200.0, -89.95),
+    (270.0, 66.56),
+    (180.0, 45.0),
+]
 
 
 @pytest.mark.parametrize(("ra0", "dec0"), CENTRES)
@@ -63,12 +71,14 @@ def test_contains_point_matches_gnomonic_brute_force(ra0, dec0):
         offsets = rng.normal(0, np.radians(size), (4000, 3))
         points = centre + offsets
         points /= np.linalg.norm(points, axis=1, keepdims=True)
-        truth = planar_inside(gnomonic(points, centre),
-                              gnomonic(spatial.unit_vectors(ra, dec), centre))
+        truth = planar_inside(
+            gnomonic(points, centre), gnomonic(spatial.unit_vectors(ra, dec), centre)
+        )
         got = np.array([spatial.contains_point(record, p)[0] for p in points])
         assert np.array_equal(got, truth)
-        scalar = np.array([spatial.contains_point_scalar(spatial.record_bytes(record[0]), *p)
-                           for p in points])
+        scalar = np.array(
+            [spatial.contains_point_scalar(spatial.record_bytes(record[0]), *p) for p in points]
+        )
         assert np.array_equal(scalar.astype(bool), truth)
         assert truth.sum() > 100
 
@@ -107,8 +117,9 @@ def test_circle_intersection_matches_sampling(ra0, dec0):
         samples = [c]
         for rho in np.linspace(0, r, 25)[1:]:
             for phi in np.linspace(0, 2 * np.pi, 180, endpoint=False):
-                samples.append(np.cos(rho) * c + np.sin(rho) * (np.cos(phi) * ring_axes
-                                                                  + np.sin(phi) * other))
+                samples.append(
+                    np.cos(rho) * c + np.sin(rho) * (np.cos(phi) * ring_axes + np.sin(phi) * other)
+                )
         samples = np.array(samples)
         sampled = any(spatial.contains_point(record, s)[0] for s in samples)
         exact = spatial.intersects_circle(record, c, r)[0]

@@ -161,12 +161,15 @@ def circle_box(centre: np.ndarray, radius_rad: float) -> np.ndarray:
     """A box (minx, maxx, ...) holding the whole cap: the centre plus or minus the chord."""
     chord = 2.0 * np.sin(min(radius_rad, np.pi) / 2.0)
     c = np.asarray(centre, dtype=float)
-    return np.array([c[0] - chord, c[0] + chord, c[1] - chord, c[1] + chord, c[2] - chord,
-                     c[2] + chord])
+    return np.array(
+        [c[0] - chord, c[0] + chord, c[1] - chord, c[1] + chord, c[2] - chord, c[2] + chord]
+    )
 
 
-def contains_point_scalar(blob: bytes, x: float, y: float, z: float) -> int:
+def contains_point_scalar(blob: bytes | None, x: float, y: float, z: float) -> int:
     """``contains_point`` for one stored record, fast enough for an SQL function."""
+    if blob is None:
+        return 0
     r = RECORD.unpack(blob)
     for i in (12, 15, 18, 21):
         if r[i] * x + r[i + 1] * y + r[i + 2] * z < -1e-15:

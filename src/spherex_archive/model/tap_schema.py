@@ -12,8 +12,7 @@ def schema_rows() -> list[tuple]:
 
 def table_rows(tables: tuple[Table, ...] = PUBLIC_TABLES) -> list[tuple]:
     return [
-        (t.schema, t.qualified, t.kind, t.utype, t.description, i)
-        for i, t in enumerate(tables)
+        (t.schema, t.qualified, t.kind, t.utype, t.description, i) for i, t in enumerate(tables)
     ]
 
 
@@ -21,10 +20,24 @@ def column_rows(tables: tuple[Table, ...] = PUBLIC_TABLES) -> list[tuple]:
     rows = []
     for t in tables:
         for i, c in enumerate(t.columns):
-            rows.append((
-                t.qualified, c.name, c.datatype, c.arraysize, c.xtype, None, c.description,
-                c.utype, c.unit, c.ucd, int(c.indexed), int(c.principal), int(c.std), i,
-            ))
+            rows.append(
+                (
+                    t.qualified,
+                    c.name,
+                    c.datatype,
+                    c.arraysize,
+                    c.xtype,
+                    None,
+                    c.description,
+                    c.utype,
+                    c.unit,
+                    c.ucd,
+                    int(c.indexed),
+                    int(c.principal),
+                    int(c.std),
+                    i,
+                )
+            )
     return rows
 
 

@@ -1,0 +1,235 @@
+"""The production catalogue: PostgreSQL with pgsphere.
+
+Footprints are pgsphere ``spoly`` values under a GiST index, so the database itself answers
+"which planes contain this point / overlap this circle" exactly and with its index. Readers
+take connections from a pool whose sessions are read-only; each query carries its own
+statement timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from spherex_archive.catalogue.base import (
+    Catalogue,
+    CatalogueError,
+    QueryResult,
+    QueryTimeout,
+    Writer,
+)
+from spherex_archive.catalogue.ddl import Dialect
+
+BATCH = 2000
+SCHEMAS = ("archive", "spherex", "ivoa", "caom", "tap_schema")
+
+
+def to_pyformat(sql: str) -> str:
+    """``?`` placeholders to psycopg's ``%s``, escaping literal ``%`` (outside and inside
+    string literals, as psycopg reads them everywhere once parameters are given)."""
+    out = []
+    quoted = False
+    for ch in sql:
+        if ch == "'":
+            quoted = not quoted
+            out.append(ch)
+        elif ch == "%":
+            out.append("%%")
+        elif ch == "?" and not quoted:
+            out.append("%s")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _prepare(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any] | None]:
+    return (to_pyformat(sql), list(params)) if params else (sql, None)
+
+
+def _spoly(ra: np.ndarray, dec: np.ndarray) -> str:
+    return "{" + ",".join(f"({a:.12f}d,{b:.12f}d)" for a, b in zip(ra, dec, strict=True)) + "}"
+
+
+class PostgresWriter(Writer):
+    def __init__(self, conn, dialect: Dialect) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(*_prepare(sql, params))
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.conn.execute(*_prepare(sql, params)).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        with self.conn.cursor() as cursor:
+            cursor.executemany(to_pyformat(sql), [list(r) for r in rows])
+
+    def set_footprints(self, planeids: Sequence[int], ra: np.ndarray, dec: np.ndarray) -> None:
+        self.executemany(
+            f"UPDATE {self.dialect.internal('plane')} SET footprint = CAST(? AS spoly) "
+            "WHERE planeid = ?",
+            [(_spoly(r, d), int(p)) for p, r, d in zip(planeids, ra, dec, strict=True)],
+        )
+
+
+class PostgresCatalogue(Catalogue):
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg  # noqa: F401
+            from psycopg_pool import ConnectionPool
+        except ImportError:
+            raise CatalogueError(
+                "PostgreSQL needs the 'postgres' extra: pip install 'spherex-archive[postgres]'"
+            ) from None
+        self.url = url.replace("postgres://", "postgresql://", 1)
+        self.dialect = Dialect("postgresql")
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=8,
+            open=False,
+            configure=self._configure_reader,
+            kwargs={"autocommit": False},
+        )
+        self._opened = False
+
+    @staticmethod
+    def _configure_reader(conn) -> None:
+        conn.execute("SET default_transaction_read_only = on")
+        conn.execute("SET search_path = public")
+        conn.commit()
+
+    def _connect(self):
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url)
+        except psycopg.OperationalError as error:
+            raise CatalogueError(f"cannot connect to {self.url}: {error}") from None
+
+    def _readers(self):
+        if not self._opened:
+            self._pool.open(wait=True, timeout=30)
+            self._opened = True
+        return self._pool
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close()
+            self._opened = False
+
+    # --- schema and writing ----------------------------------------------------------------
+
+    def create(self) -> None:
+        import psycopg
+
+        with self.writer() as w:
+            try:
+                w.execute("CREATE EXTENSION IF NOT EXISTS pg_sphere")
+            except psycopg.Error as error:
+                raise CatalogueError(
+                    f"pgsphere is not usable in this database ({error}); see docs/pgsphere.md"
+                ) from None
+            for schema in SCHEMAS:
+                w.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            for statement in self._initial_statements():
+                w.execute(statement)
+            self._refresh_derived(w)
+
+    @contextmanager
+    def writer(self) -> Iterator[PostgresWriter]:
+        conn = self._connect()
+        try:
+            # Writers serialise on one advisory lock: ingests never interleave their deliveries.
+            conn.execute("SELECT pg_advisory_xact_lock(736283)")
+            yield PostgresWriter(conn, self.dialect)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        *,
+        timeout: float | None = None,
+        max_rows: int | None = None,
+    ) -> QueryResult:
+        import psycopg
+
+        pool = self._readers()
+        conn = pool.getconn()
+        try:
+            if timeout is not None:
+                conn.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+            cursor = conn.cursor(name="q", scrollable=False, withhold=False)
+            cursor.itersize = BATCH
+            cursor.execute(*_prepare(sql, params))
+            columns = [d.name for d in cursor.description or ()]
+        except psycopg.errors.QueryCanceled:
+            conn.rollback()
+            pool.putconn(conn)
+            raise QueryTimeout(f"query stopped after {timeout} s") from None
+        except BaseException:
+            conn.rollback()
+            pool.putconn(conn)
+            raise
+        result = QueryResult(columns, iter(()))
+        result.rows = self._stream(pool, conn, cursor, result, max_rows, timeout)
+        return result
+
+    @staticmethod
+    def _stream(pool, conn, cursor, result, max_rows, timeout) -> Iterator[tuple]:
+        import psycopg
+
+        sent = 0
+        try:
+            while True:
+                batch = cursor.fetchmany(BATCH)
+                if not batch:
+                    return
+                for row in batch:
+                    if max_rows is not None and sent >= max_rows:
+                        result.overflow = True
+                        return
+                    sent += 1
+                    yield row
+        except psycopg.errors.QueryCanceled:
+            raise QueryTimeout(f"query stopped after {timeout} s") from None
+        finally:
+            try:
+                cursor.close()
+                conn.rollback()
+            finally:
+                pool.putconn(conn)
+
+    # --- spatial ---------------------------------------------------------------------------
+
+    def planes_containing(self, ra: float, dec: float) -> list[int]:
+        rows = self.fetchall(
+            f"SELECT planeid FROM {self.dialect.internal('plane')} "
+            "WHERE footprint @> spoint(radians(?), radians(?)) "
+            f"AND release_date <= {self.dialect.now}",
+            (ra, dec),
+        )
+        return [r[0] for r in rows]
+
+    def planes_intersecting_circle(self, ra: float, dec: float, radius: float) -> list[int]:
+        rows = self.fetchall(
+            f"SELECT planeid FROM {self.dialect.internal('plane')} "
+            "WHERE footprint && scircle(spoint(radians(?), radians(?)), radians(?)) "
+            f"AND release_date <= {self.dialect.now}",
+            (ra, dec, radius),
+        )
+        return [r[0] for r in rows]

@@ -1,0 +1,215 @@
+"""The embedded catalogue: one SQLite file in WAL mode (many readers while one process writes).
+
+Spatial search: an R*Tree over the exact 3-D bounding boxes of the footprints on the unit sphere
+(native to SQLite, no extension to load) finds candidates; the exact spherical test runs on
+all candidates at once in numpy, or row by row in SQL through the ``sx_contains`` function.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spherex_archive.catalogue import spatial
+from spherex_archive.catalogue.base import (
+    Catalogue,
+    CatalogueError,
+    QueryResult,
+    QueryTimeout,
+    Writer,
+)
+from spherex_archive.catalogue.ddl import Dialect
+
+RTREE = "archive_plane_rtree"
+BATCH = 1000
+
+
+def _register_functions(conn: sqlite3.Connection) -> None:
+    conn.create_function("sx_contains", 4, spatial.contains_point_scalar, deterministic=True)
+
+
+class SqliteWriter(Writer):
+    def __init__(self, conn: sqlite3.Connection, dialect: Dialect) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def set_footprints(self, planeids: Sequence[int], ra: np.ndarray, dec: np.ndarray) -> None:
+        if not len(planeids):
+            return
+        records = spatial.footprint_records(ra, dec)
+        boxes = spatial.bounding_boxes(records)
+        self.conn.executemany(
+            f"UPDATE {self.dialect.internal('plane')} SET footprint = ? WHERE planeid = ?",
+            [(spatial.record_bytes(r), int(p)) for r, p in zip(records, planeids, strict=True)],
+        )
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO {RTREE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(int(p), *map(float, b)) for p, b in zip(planeids, boxes, strict=True)],
+        )
+
+
+class SqliteCatalogue(Catalogue):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = Dialect("sqlite")
+        path = url.removeprefix("sqlite://").removeprefix("/")
+        if not path:
+            raise CatalogueError(f"no file in catalogue URL {url!r}: use sqlite:///path/to.db")
+        self.path = Path(path)
+        self._local = threading.local()
+
+    # --- connections -----------------------------------------------------------------------
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        if readonly:
+            if not self.path.exists():
+                raise CatalogueError(f"no catalogue at {self.path}: ingest something first")
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("PRAGMA query_only = 1")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA cache_size = -65536")
+        _register_functions(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect(readonly=True)
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # --- schema and writing ----------------------------------------------------------------
+
+    def create(self) -> None:
+        with self.writer() as w:
+            for statement in self._initial_statements():
+                w.execute(statement)
+            w.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {RTREE} USING rtree("
+                "id, minx, maxx, miny, maxy, minz, maxz)"
+            )
+            self._refresh_derived(w)
+
+    @contextmanager
+    def writer(self) -> Iterator[SqliteWriter]:
+        conn = self._connect(readonly=False)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield SqliteWriter(conn, self.dialect)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        *,
+        timeout: float | None = None,
+        max_rows: int | None = None,
+    ) -> QueryResult:
+        conn = self._reader()
+        if timeout is not None:
+            deadline = time.monotonic() + timeout
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 20000)
+        else:
+            conn.set_progress_handler(None, 0)
+        try:
+            cursor = conn.execute(sql, params)
+        except sqlite3.OperationalError as error:
+            if "interrupted" in str(error):
+                raise QueryTimeout(f"query stopped after {timeout} s") from None
+            raise
+        columns = [d[0] for d in cursor.description or ()]
+        result = QueryResult(columns, iter(()))
+        result.rows = self._stream(cursor, result, max_rows, timeout)
+        return result
+
+    @staticmethod
+    def _stream(cursor, result: QueryResult, max_rows, timeout) -> Iterator[tuple]:
+        sent = 0
+        try:
+            while True:
+                batch = cursor.fetchmany(BATCH)
+                if not batch:
+                    return
+                for row in batch:
+                    if max_rows is not None and sent >= max_rows:
+                        result.overflow = True
+                        return
+                    sent += 1
+                    yield row
+        except sqlite3.OperationalError as error:
+            if "interrupted" in str(error):
+                raise QueryTimeout(f"query stopped after {timeout} s") from None
+            raise
+        finally:
+            cursor.close()
+
+    # --- spatial ---------------------------------------------------------------------------
+
+    def _candidates(self, box: np.ndarray) -> tuple[list[int], np.ndarray]:
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT p.planeid, p.footprint FROM {RTREE} r "
+                f"JOIN {self.dialect.internal('plane')} p ON p.planeid = r.id "
+                "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? "
+                f"AND r.minz <= ? AND r.maxz >= ? AND p.release_date <= {self.dialect.now}",
+                (box[1], box[0], box[3], box[2], box[5], box[4]),
+            )
+            .fetchall()
+        )
+        if not rows:
+            return [], np.empty((0, 24))
+        ids = [r[0] for r in rows]
+        return ids, spatial.records_from_bytes([r[1] for r in rows])
+
+    def planes_containing(self, ra: float, dec: float) -> list[int]:
+        point = spatial.unit_vectors(ra, dec)
+        ids, records = self._candidates(np.repeat(point, 2))
+        if not ids:
+            return []
+        keep = spatial.contains_point(records, point)
+        return [i for i, k in zip(ids, keep, strict=True) if k]
+
+    def planes_intersecting_circle(self, ra: float, dec: float, radius: float) -> list[int]:
+        centre = spatial.unit_vectors(ra, dec)
+        radius_rad = np.radians(radius)
+        ids, records = self._candidates(spatial.circle_box(centre, radius_rad))
+        if not ids:
+            return []
+        keep = spatial.intersects_circle(records, centre, radius_rad)
+        return [i for i, k in zip(ids, keep, strict=True) if k]
