@@ -95,7 +95,8 @@ def test_points_and_circles_match_brute_force(small_release, footprints, new_cat
         ingest(catalogue, str(small_release), workers=2, progress=False)
         by_id = dict(
             catalogue.fetchall(
-                f"SELECT planeid, obs_publisher_did FROM {catalogue.dialect.public('spherex.plane')}"
+                "SELECT planeid, obs_publisher_did FROM "
+                + catalogue.dialect.public("spherex.plane")
             )
         )
         hits = 0

@@ -216,7 +216,7 @@ def view_statements(dialect: Dialect) -> list[tuple[str, str]]:
         "o_ucd": "CAST(NULL AS TEXT)",
         "upload_row_id": "CAST(NULL AS BIGINT)",
     }
-    assert list(obscore) == model.SPHEREX_OBSCORE_ORDER
+    assert list(obscore) == list(model.SPHEREX_OBSCORE_ORDER)
     hidden = [
         ("_planeid", "p.planeid"),
         ("_footprint", "p.footprint"),

@@ -677,7 +677,7 @@ SPHEREX_OBSCORE_EXTRA = {
     )
 }
 
-SPHEREX_OBSCORE_ORDER = [
+SPHEREX_OBSCORE_ORDER = (
     "s_ra",
     "s_dec",
     "facility_name",
@@ -729,7 +729,7 @@ SPHEREX_OBSCORE_ORDER = [
     "cloud_access",
     "o_ucd",
     "upload_row_id",
-]
+)
 """The 51 columns of IRSA's SIA answer, in its order (spec §5.1)."""
 
 _ALL_OBSCORE = {**OBSCORE_COLUMNS, **SPHEREX_OBSCORE_EXTRA}
