@@ -66,8 +66,25 @@ class Writer(ABC):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
     @abstractmethod
-    def set_footprints(self, planeids: Sequence[int], ra: np.ndarray, dec: np.ndarray) -> None:
-        """Store the footprints (n, 4 vertices) of planes, replacing any they had."""
+    def set_footprints(
+        self,
+        planeids: Sequence[int],
+        ra: np.ndarray,
+        dec: np.ndarray,
+        release_dates: Sequence[str],
+    ) -> None:
+        """Store the footprints (n, 4 vertices) of planes, replacing any they had; the
+        planes' release dates come along for backends that filter in the index."""
+
+    @abstractmethod
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """Append many new rows to an internal table, by the fastest path of the database."""
+
+    @abstractmethod
+    def insert_planes(
+        self, columns: Sequence[str], rows: Sequence[tuple], ra: np.ndarray, dec: np.ndarray
+    ) -> None:
+        """Append new planes with their footprints (n, 4 vertices) in one pass."""
 
     def upsert(self, table: str, row: dict[str, Any], key: Sequence[str]) -> None:
         """Insert ``row`` into an internal table, or update the row with the same key."""

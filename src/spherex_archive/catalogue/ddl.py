@@ -13,6 +13,7 @@ from spherex_archive.model import tables as model
 from spherex_archive.model.schema import Column, Table
 
 SCHEMA_VERSION = 1
+RTREE = "archive_plane_rtree"
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,14 @@ def _create_table(dialect: Dialect, name: str, table: Table, extra: list[str]) -
 
 def stored_tables(dialect: Dialect) -> list[str]:
     """DDL of the internal tables, without spatial extras (the backends add those)."""
-    footprint = "footprint spoly" if dialect.name == "postgresql" else "footprint BLOB"
+    # PostgreSQL keeps the footprint in the plane (GiST-indexed spoly); SQLite keeps it in the
+    # R*Tree's auxiliary columns, so a spatial search never leaves the index.
+    footprint = ["footprint spoly"] if dialect.name == "postgresql" else []
     i = dialect.internal
     statements = [
         f"CREATE TABLE IF NOT EXISTS {i('config')} (key TEXT PRIMARY KEY, value TEXT)",
         _create_table(dialect, i("observation"), model.OBSERVATION, []),
-        _create_table(dialect, i("plane"), model.PLANE, [footprint]),
+        _create_table(dialect, i("plane"), model.PLANE, footprint),
         _create_table(dialect, i("artifact"), model.ARTIFACT, []),
         _create_table(
             dialect,
@@ -124,6 +127,13 @@ def _select(columns: list[tuple[str, str]]) -> str:
     return ",\n  ".join(f"{expr} AS {name}" for name, expr in columns)
 
 
+def footprint_of(dialect: Dialect, plane: str) -> str:
+    """SQL for the stored footprint of the plane aliased ``plane``."""
+    if dialect.name == "postgresql":
+        return f"{plane}.footprint"
+    return f"(SELECT r.footprint FROM {RTREE} r WHERE r.id = {plane}.planeid)"
+
+
 def view_statements(dialect: Dialect) -> list[tuple[str, str]]:
     """(view name, CREATE VIEW statement) for every public view, in dependency order."""
     i, pub = dialect.internal, dialect.public
@@ -137,7 +147,7 @@ def view_statements(dialect: Dialect) -> list[tuple[str, str]]:
     plain = [(c.name, f"p.{c.name}") for c in model.PLANE.columns]
     add(
         "spherex.plane",
-        [*plain, ("_footprint", "p.footprint")],
+        [*plain, ("_footprint", footprint_of(dialect, "p"))],
         f"FROM {i('plane')} p WHERE {released}",
     )
     add(
@@ -219,7 +229,7 @@ def view_statements(dialect: Dialect) -> list[tuple[str, str]]:
     assert list(obscore) == list(model.SPHEREX_OBSCORE_ORDER)
     hidden = [
         ("_planeid", "p.planeid"),
-        ("_footprint", "p.footprint"),
+        ("_footprint", footprint_of(dialect, "p")),
         ("_uri", "a.uri"),
         ("_detector", "p.detector"),
     ]

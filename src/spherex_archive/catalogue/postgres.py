@@ -70,7 +70,32 @@ class PostgresWriter(Writer):
         with self.conn.cursor() as cursor:
             cursor.executemany(to_pyformat(sql), [list(r) for r in rows])
 
-    def set_footprints(self, planeids: Sequence[int], ra: np.ndarray, dec: np.ndarray) -> None:
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        with (
+            self.conn.cursor() as cursor,
+            cursor.copy(
+                f"COPY {self.dialect.internal(table)} ({', '.join(columns)}) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def insert_planes(
+        self, columns: Sequence[str], rows: Sequence[tuple], ra: np.ndarray, dec: np.ndarray
+    ) -> None:
+        self.bulk_insert(
+            "plane",
+            [*columns, "footprint"],
+            [(*row, _spoly(r, d)) for row, r, d in zip(rows, ra, dec, strict=True)],
+        )
+
+    def set_footprints(
+        self,
+        planeids: Sequence[int],
+        ra: np.ndarray,
+        dec: np.ndarray,
+        release_dates: Sequence[str],
+    ) -> None:
         self.executemany(
             f"UPDATE {self.dialect.internal('plane')} SET footprint = CAST(? AS spoly) "
             "WHERE planeid = ?",

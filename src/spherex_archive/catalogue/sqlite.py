@@ -25,9 +25,8 @@ from spherex_archive.catalogue.base import (
     QueryTimeout,
     Writer,
 )
-from spherex_archive.catalogue.ddl import Dialect
+from spherex_archive.catalogue.ddl import RTREE, Dialect
 
-RTREE = "archive_plane_rtree"
 BATCH = 1000
 
 
@@ -49,18 +48,38 @@ class SqliteWriter(Writer):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.conn.executemany(sql, rows)
 
-    def set_footprints(self, planeids: Sequence[int], ra: np.ndarray, dec: np.ndarray) -> None:
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        self.conn.executemany(
+            f"INSERT INTO {self.dialect.internal(table)} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})",
+            rows,
+        )
+
+    def insert_planes(
+        self, columns: Sequence[str], rows: Sequence[tuple], ra: np.ndarray, dec: np.ndarray
+    ) -> None:
+        self.bulk_insert("plane", columns, rows)
+        ids = [row[columns.index("planeid")] for row in rows]
+        released = [row[columns.index("release_date")] for row in rows]
+        self.set_footprints(ids, ra, dec, released)
+
+    def set_footprints(
+        self,
+        planeids: Sequence[int],
+        ra: np.ndarray,
+        dec: np.ndarray,
+        release_dates: Sequence[str],
+    ) -> None:
         if not len(planeids):
             return
         records = spatial.footprint_records(ra, dec)
         boxes = spatial.bounding_boxes(records)
         self.conn.executemany(
-            f"UPDATE {self.dialect.internal('plane')} SET footprint = ? WHERE planeid = ?",
-            [(spatial.record_bytes(r), int(p)) for r, p in zip(records, planeids, strict=True)],
-        )
-        self.conn.executemany(
-            f"INSERT OR REPLACE INTO {RTREE} VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(int(p), *map(float, b)) for p, b in zip(planeids, boxes, strict=True)],
+            f"INSERT OR REPLACE INTO {RTREE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (int(p), *map(float, b), spatial.record_bytes(r), str(d))
+                for p, b, r, d in zip(planeids, boxes, records, release_dates, strict=True)
+            ],
         )
 
 
@@ -112,7 +131,7 @@ class SqliteCatalogue(Catalogue):
                 w.execute(statement)
             w.execute(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {RTREE} USING rtree("
-                "id, minx, maxx, miny, maxy, minz, maxz)"
+                "id, minx, maxx, miny, maxy, minz, maxz, +footprint BLOB, +release_date TEXT)"
             )
             self._refresh_derived(w)
 
@@ -184,10 +203,9 @@ class SqliteCatalogue(Catalogue):
         rows = (
             self._reader()
             .execute(
-                f"SELECT p.planeid, p.footprint FROM {RTREE} r "
-                f"JOIN {self.dialect.internal('plane')} p ON p.planeid = r.id "
+                f"SELECT r.id, r.footprint FROM {RTREE} r "
                 "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? "
-                f"AND r.minz <= ? AND r.maxz >= ? AND p.release_date <= {self.dialect.now}",
+                f"AND r.minz <= ? AND r.maxz >= ? AND r.release_date <= {self.dialect.now}",
                 (box[1], box[0], box[3], box[2], box[5], box[4]),
             )
             .fetchall()

@@ -244,6 +244,7 @@ def write_delivery(writer: Writer, rows: list[FileRows], release_date: str | Non
             [r.plane["planeid"] for r in with_footprint],
             np.array([r.footprint[0] for r in with_footprint]),
             np.array([r.footprint[1] for r in with_footprint]),
+            [r.plane["release_date"] for r in with_footprint],
         )
     for r in rows:
         r.artifact["ingest_date"] = now
