@@ -49,7 +49,7 @@ def new_catalogue_url(request, tmp_path):
 
     def make(backend: str) -> str:
         if backend == "sqlite":
-            return f"sqlite:///{tmp_path / f'catalogue{len(created)}.db'}"
+            return f"sqlite:///{tmp_path / f'catalogue-{uuid.uuid4().hex[:8]}.db'}"
         name = f"sxtest_{uuid.uuid4().hex[:12]}"
         with _pg_admin() as admin:
             admin.execute(f"CREATE DATABASE {name}")

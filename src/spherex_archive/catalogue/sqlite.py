@@ -106,6 +106,8 @@ class SqliteCatalogue(Catalogue):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Row ids are hashes, so big ingests touch pages at random: keep them in memory.
+            conn.execute("PRAGMA cache_size = -1048576")
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA cache_size = -65536")
         _register_functions(conn)

@@ -43,6 +43,7 @@ ECLIPTIC_TO_ICRS = np.array(
 EXPOSURES_PER_ORBIT = 44  # 98 minutes at one exposure every ~134 s
 DEEP_PER_ORBIT = 8  # four small slews at each pole
 FILE_SIZE = 71_637_120
+POLYGON = "POLYGON ICRS" + " %.8f %.8f" * 5
 
 
 def _exposures(first: int, count: int, size: int, rng) -> dict[str, np.ndarray]:
@@ -171,9 +172,17 @@ def batches(
                         )
                     )
                 mjd = float(e["mjd"][k])
-                poly = "POLYGON ICRS " + " ".join(
-                    f"{a:.8f} {d:.8f}"
-                    for a, d in [*zip(ra[k], dec[k], strict=True), (ra[k][0], dec[k][0])]
+                poly = POLYGON % (
+                    ra[k, 0],
+                    dec[k, 0],
+                    ra[k, 1],
+                    dec[k, 1],
+                    ra[k, 2],
+                    dec[k, 2],
+                    ra[k, 3],
+                    dec[k, 3],
+                    ra[k, 0],
+                    dec[k, 0],
                 )
                 plane_rows.append(
                     (
