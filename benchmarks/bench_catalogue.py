@@ -32,8 +32,7 @@ def catalogue_for(backend: str, planes: int, scratch: Path):
 
         name = f"bench_catalogue_{planes}"
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
-            if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                 [name]).fetchone():
+            if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
                 admin.execute(f"CREATE DATABASE {name}")
         url = f"{PG}/{name}"
     catalogue = open_catalogue(url)
@@ -69,8 +68,10 @@ def main() -> None:
             catalogue = catalogue_for(backend, planes, args.scratch)
             for kind, search in (
                 ("point in footprint", lambda a, d, c=catalogue: c.planes_containing(a, d)),
-                ("cone r=0.1 deg",
-                 lambda a, d, c=catalogue: c.planes_intersecting_circle(a, d, 0.1)),
+                (
+                    "cone r=0.1 deg",
+                    lambda a, d, c=catalogue: c.planes_intersecting_circle(a, d, 0.1),
+                ),
             ):
                 for a, d in zip(ra[:20], dec[:20], strict=True):  # warm caches
                     search(a, d)
@@ -80,10 +81,16 @@ def main() -> None:
                     found = search(a, d)
                     times.append((time.perf_counter() - started) * 1000)
                     counts.append(len(found))
-                rows.append((f"{planes:,}", backend, kind,
-                             f"{statistics.median(times):.2f}",
-                             f"{percentile(times, 99):.2f}",
-                             f"{statistics.median(counts):.0f} / {max(counts)}"))
+                rows.append(
+                    (
+                        f"{planes:,}",
+                        backend,
+                        kind,
+                        f"{statistics.median(times):.2f}",
+                        f"{percentile(times, 99):.2f}",
+                        f"{statistics.median(counts):.0f} / {max(counts)}",
+                    )
+                )
             catalogue.close()
     print(f"\n{args.queries} random positions per row\n")
     print("| planes | backend | search | median ms | p99 ms | rows (median / max) |")

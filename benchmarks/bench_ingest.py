@@ -50,9 +50,21 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.release / "truth" / "parameters.json").exists():
         subprocess.run(
-            ["spherex-archive", "synth", "--out", str(args.release), "--detector-size", "2040",
-             "--fields", "M31,NCP,RA0,M81,COSMOS", "--exposures", "4", "--deep-fields",
-             "NEP:4", "--quiet"],
+            [
+                "spherex-archive",
+                "synth",
+                "--out",
+                str(args.release),
+                "--detector-size",
+                "2040",
+                "--fields",
+                "M31,NCP,RA0,M81,COSMOS",
+                "--exposures",
+                "4",
+                "--deep-fields",
+                "NEP:4",
+                "--quiet",
+            ],
             check=True,
         )
     rows = []
@@ -64,8 +76,7 @@ def main() -> None:
                 catalogue = open_catalogue(url)
                 catalogue.create()
                 started = time.perf_counter()
-                report = ingest(catalogue, str(args.release), workers=args.workers,
-                                progress=False)
+                report = ingest(catalogue, str(args.release), workers=args.workers, progress=False)
                 elapsed = time.perf_counter() - started
                 catalogue.close()
                 drop()
@@ -73,8 +84,10 @@ def main() -> None:
                 rates.append(files / elapsed)
             rate = statistics.median(rates)
             rows.append((backend, str(files), f"{rate:.0f}", f"{WEEK / rate:.0f} s"))
-    print(f"\nmedian of {args.repeat} runs; files are 71.6 MB spectral images plus the "
-          "calibration files\n")
+    print(
+        f"\nmedian of {args.repeat} runs; files are 71.6 MB spectral images plus the "
+        "calibration files\n"
+    )
     print("| catalogue | files | files/s | a 25 000-file week |")
     print("|---|---|---|---|")
     for row in rows:

@@ -40,16 +40,24 @@ def main() -> None:
     rows = []
     for workers in sorted({1, cores}):
         options = SynthOptions(
-            out=args.scratch / "bench-synth-full", detector_size=2040, fields=["M31"],
-            exposures=2, deep_fields=[], workers=workers,
+            out=args.scratch / "bench-synth-full",
+            detector_size=2040,
+            fields=["M31"],
+            exposures=2,
+            deep_fields=[],
+            workers=workers,
         )
         runs = [timed(options) for _ in range(args.repeat)]
         seconds = statistics.median(r[0] for r in runs)
         files, size = runs[0][1], runs[0][2]
         rows.append(
-            (f"2040-px spectral images, {workers} worker(s)", f"{files} files, "
-             f"{size / 1e9:.2f} GB", f"{seconds:.1f} s", f"{seconds / files:.2f} s/file",
-             f"{size / 1e6 / seconds:.0f} MB/s")
+            (
+                f"2040-px spectral images, {workers} worker(s)",
+                f"{files} files, {size / 1e9:.2f} GB",
+                f"{seconds:.1f} s",
+                f"{seconds / files:.2f} s/file",
+                f"{size / 1e6 / seconds:.0f} MB/s",
+            )
         )
     if not args.skip_demo:
         options = SynthOptions(out=args.scratch / "bench-synth-demo", detector_size=DEMO_SIZE)
@@ -57,9 +65,13 @@ def main() -> None:
         seconds = statistics.median(r[0] for r in runs)
         files, size = runs[0][1], runs[0][2]
         rows.append(
-            ("demo release (128 px, + 74 calibration files)", f"{files} files, "
-             f"{size / 1e9:.2f} GB", f"{seconds:.1f} s", f"{seconds / files:.3f} s/file",
-             f"{size / 1e6 / seconds:.0f} MB/s")
+            (
+                "demo release (128 px, + 74 calibration files)",
+                f"{files} files, {size / 1e9:.2f} GB",
+                f"{seconds:.1f} s",
+                f"{seconds / files:.3f} s/file",
+                f"{size / 1e6 / seconds:.0f} MB/s",
+            )
         )
     print(f"median of {args.repeat} runs, {cores} cores\n")
     print("| what | written | wall time | per file | throughput |")

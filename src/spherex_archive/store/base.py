@@ -43,7 +43,7 @@ def normalise_key(key: str) -> str:
     NotFound for anything that could escape the root or be read differently by a backend."""
     if not isinstance(key, str):
         raise NotFound(repr(key))
-    if key.endswith("/"):
+    if key.endswith("/") and key != "/":
         key = key[:-1]
     if key == "":
         return ""
@@ -110,7 +110,8 @@ class Store(abc.ABC):
         self, key: str, start: int, end: int, chunk_size: int = DEFAULT_CHUNK_SIZE
     ) -> Iterator[bytes]:
         """Bytes ``[start, end)`` of a file as pieces of at most ``chunk_size`` bytes, read as
-        they are consumed. The key is checked now, not at the first ``next()``."""
+        they are consumed (never the whole file at once). The key is validated at the call; a
+        missing file raises NotFound at the call (local) or at the first read (object stores)."""
         _check_range(start, end)
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, not {chunk_size}")

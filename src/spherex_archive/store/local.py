@@ -1,0 +1,123 @@
+"""A store over a folder on local disk (the bucket root: ``ROOT/qr2/...``)."""
+
+from __future__ import annotations
+
+import os
+import stat as stat_module
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from spherex_archive.store.base import Entry, KeyFilter, NotFound, Store, is_release_key, join_key
+
+
+def local_etag(st: os.stat_result) -> str:
+    """A strong entity tag from size and mtime in nanoseconds, as nginx and Apache do.
+
+    Strong, not weak, because archive files are written once under a versioned name and never
+    changed in place (the generator and ingest replace files atomically, which changes mtime),
+    and because only a strong tag makes ``If-Range`` work, which resumed downloads rely on.
+    No inode: copies of a release on several web workers' disks should agree when the copy
+    keeps mtimes.
+    """
+    return f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+
+
+class LocalStore(Store):
+    """Files under ``root``. Symbolic links are followed only while they resolve to a visible
+    key inside the root: one that leads elsewhere (``/etc``, ``truth/``) reads as missing."""
+
+    def __init__(
+        self, root: str | os.PathLike[str], allow: KeyFilter | None = is_release_key
+    ) -> None:
+        super().__init__(allow)
+        self.root = Path(root).resolve(strict=True)
+        if not self.root.is_dir():
+            raise NotADirectoryError(f"store root {self.root} is not a folder")
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def _resolve(self, key: str) -> tuple[Path, os.stat_result]:
+        """The real path and stat of ``key``, refusing anything whose target after following
+        links is outside the root, not visible, or neither a regular file nor a folder."""
+        try:
+            real = (self.root / key).resolve(strict=True)
+            st = real.stat()
+        except (OSError, RuntimeError, ValueError):  # missing, loop, permission, bad name
+            raise NotFound(key) from None
+        if key:  # the root is reached by "" only, not through a link to it
+            try:
+                real_key = real.relative_to(self.root).as_posix()
+            except ValueError:
+                raise NotFound(key) from None
+            if real_key == "." or not self._visible(real_key):
+                raise NotFound(key)
+        # FIFOs, sockets and devices would block or misbehave when read.
+        if not (stat_module.S_ISREG(st.st_mode) or stat_module.S_ISDIR(st.st_mode)):
+            raise NotFound(key)
+        return real, st
+
+    def _entry(self, key: str, st: os.stat_result) -> Entry:
+        is_dir = stat_module.S_ISDIR(st.st_mode)
+        return Entry(
+            key=key,
+            size=0 if is_dir else st.st_size,
+            mtime=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC),
+            is_dir=is_dir,
+            etag=None if is_dir else local_etag(st),
+        )
+
+    def _stat(self, key: str) -> Entry:
+        return self._entry(key, self._resolve(key)[1])
+
+    def _list(self, prefix: str) -> list[Entry]:
+        real, st = self._resolve(prefix)
+        if not stat_module.S_ISDIR(st.st_mode):
+            raise NotFound(prefix)
+        entries = []
+        try:
+            names = [d.name for d in os.scandir(real)]
+        except OSError:
+            raise NotFound(prefix) from None
+        for name in names:
+            key = join_key(prefix, name)
+            if not self._visible(key):
+                continue
+            try:  # each child goes through the same checks as a direct request
+                entries.append(self._entry(key, self._resolve(key)[1]))
+            except NotFound:
+                continue
+        return entries
+
+    def _file(self, key: str) -> Path:
+        real, st = self._resolve(key)
+        if not stat_module.S_ISREG(st.st_mode):
+            raise NotFound(key)
+        return real
+
+    def _read_range(self, key: str, start: int, end: int) -> bytes:
+        fh = open(self._file(key), "rb", buffering=0)  # noqa: SIM115 (closed by _read_chunks)
+        return b"".join(_read_chunks(fh, start, end, max(1, end - start)))
+
+    def _iter_range(self, key: str, start: int, end: int, chunk_size: int) -> Iterator[bytes]:
+        # Opened here, not in the generator, so a missing file fails at the call.
+        fh = open(self._file(key), "rb", buffering=0)  # noqa: SIM115 (closed by the generator)
+        return _read_chunks(fh, start, end, chunk_size)
+
+    def _open(self, key: str) -> BinaryIO:
+        return open(self._file(key), "rb")
+
+
+def _read_chunks(fh: BinaryIO, start: int, end: int, chunk_size: int) -> Iterator[bytes]:
+    with fh:
+        fd = fh.fileno()
+        position = start
+        while position < end:
+            # pread: no shared file offset, and one syscall per chunk (unbuffered).
+            data = os.pread(fd, min(chunk_size, end - position), position)
+            if not data:  # the file shrank: stop rather than loop
+                return
+            position += len(data)
+            yield data
