@@ -17,8 +17,10 @@ def subset(small_release, tmp_path_factory):
     """One planning period and three calibration families, hard-linked into a bucket root."""
     root = tmp_path_factory.mktemp("subset")
     period = sorted(small_release.glob("qr2/level2/*"))[0]
-    for folder in (period, *(small_release / "qr2" / f for f in ("dark", "gain_factors",
-                                                                  "spectral_wcs"))):
+    for folder in (
+        period,
+        *(small_release / "qr2" / f for f in ("dark", "gain_factors", "spectral_wcs")),
+    ):
         for path in folder.rglob("*"):
             if path.is_file():
                 target = root / path.relative_to(small_release)
@@ -37,8 +39,13 @@ def bucket(subset):
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     client.create_bucket(Bucket="spherex-test")
     for path in subset.rglob("*"):
         key = path.relative_to(subset).as_posix()
@@ -50,11 +57,15 @@ def bucket(subset):
 
 @pytest.mark.slow
 def test_ingest_from_s3_equals_ingest_from_disk(bucket, subset, new_catalogue_url):
-    options = {"key": "testing", "secret": "testing",
-               "client_kwargs": {"endpoint_url": bucket, "region_name": "us-east-1"}}
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": bucket, "region_name": "us-east-1"},
+    }
     from_s3 = open_catalogue(new_catalogue_url("sqlite"))
-    report = ingest(from_s3, "s3://spherex-test", storage_options=options, workers=2,
-                    progress=False)
+    report = ingest(
+        from_s3, "s3://spherex-test", storage_options=options, workers=2, progress=False
+    )
     assert not report.rejected
     from_disk = open_catalogue(new_catalogue_url("sqlite"))
     ingest(from_disk, str(subset), workers=2, progress=False)
@@ -63,6 +74,11 @@ def test_ingest_from_s3_equals_ingest_from_disk(bucket, subset, new_catalogue_ur
     # one delivery folder given as a prefix
     delivery = sorted(subset.glob("qr2/level2/*/l2b-*"))[0].relative_to(subset)
     single = open_catalogue(new_catalogue_url("sqlite"))
-    report = ingest(single, f"s3://spherex-test/{delivery.as_posix()}",
-                    storage_options=options, workers=1, progress=False)
+    report = ingest(
+        single,
+        f"s3://spherex-test/{delivery.as_posix()}",
+        storage_options=options,
+        workers=1,
+        progress=False,
+    )
     assert report.files == len(list((subset / delivery).glob("*/*.fits")))

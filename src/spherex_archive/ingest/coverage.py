@@ -27,8 +27,9 @@ def moc_of(ra: np.ndarray, dec: np.ndarray) -> MOC | None:
     return reduce(lambda a, b: a.union(b), MOC.from_polygons(vertices, max_depth=MOC_DEPTH))
 
 
-def update(writer: Writer, rows) -> None:
-    """Add the released footprints of ``rows`` to their collections' MOCs."""
+def update(writer: Writer, rows, gained: dict[str, int]) -> None:
+    """Add the released footprints of ``rows`` to their collections' MOCs, and count the
+    planes each collection ``gained``."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     by_collection: dict[str, list] = {}
     pending: dict[str, str] = {}
@@ -45,7 +46,7 @@ def update(writer: Writer, rows) -> None:
     table = writer.dialect.internal("moc")
     for collection, footprints in by_collection.items():
         stored = writer.fetchall(
-            f"SELECT moc, pending_until FROM {table} WHERE collection = ?", [collection]
+            f"SELECT moc, pending_until, planes FROM {table} WHERE collection = ?", [collection]
         )
         moc = MOC.from_string(stored[0][0], format="ascii") if stored and stored[0][0] else None
         waiting = [d for d in (pending.get(collection), stored[0][1] if stored else None) if d]

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from astropy.io import fits
-
 BLOCK = 2880
 
 
@@ -22,10 +20,71 @@ class BadFile(Exception):
 @dataclass
 class Hdu:
     name: str
-    header: fits.Header | None
-    """Parsed only for the HDUs asked for (the others are walked over)."""
+    header: dict | None
+    """Keyword values, parsed only for the HDUs asked for (the others are walked over);
+    ``HISTORY`` and ``COMMENT`` hold lists of their lines."""
     cards: dict[str, str]
     """Raw values of the structural cards of every HDU."""
+
+
+def parse_header(raw: bytes) -> dict:
+    """Keyword -> value of a header, for the card forms pipelines write.
+
+    astropy's ``Header`` verifies and re-renders every card, which costs more than the whole
+    rest of an ingest; metadata needs only values. Strings (with doubled quotes), integers,
+    reals (D exponents too), logicals, HIERARCH keywords and commentary cards are read;
+    anything else stays a string.
+    """
+    values: dict = {"HISTORY": [], "COMMENT": []}
+    text = raw.decode("ascii", errors="replace")
+    for i in range(0, len(text), 80):
+        card = text[i : i + 80]
+        key = card[:8].rstrip()
+        if key == "END":
+            break
+        if key in ("HISTORY", "COMMENT"):
+            values[key].append(card[8:].rstrip())
+            continue
+        if key == "HIERARCH":
+            name, sep, rest = card[9:].partition("=")
+            if not sep:
+                continue
+            key, body = name.strip(), rest
+        elif card[8:10] == "= ":
+            body = card[10:]
+        else:
+            continue
+        values[key] = _value(body)
+    return values
+
+
+def _value(body: str):
+    body = body.strip()
+    if body.startswith("'"):
+        out, i = [], 1
+        while i < len(body):
+            if body[i] == "'":
+                if body[i + 1 : i + 2] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                break
+            out.append(body[i])
+            i += 1
+        return "".join(out).rstrip()
+    token = body.split("/", 1)[0].strip()
+    if token == "T":
+        return True
+    if token == "F":
+        return False
+    try:
+        return int(token)
+    except ValueError:
+        pass
+    try:
+        return float(token.replace("D", "E"))
+    except ValueError:
+        return token
 
 
 def _card_value(raw: str) -> str:
@@ -49,14 +108,28 @@ def _read_header(f: BinaryIO, offset: int) -> tuple[bytes, int]:
             raise BadFile("not FITS: no END card in the first 200 header blocks")
 
 
+STRUCTURAL = (
+    b"SIMPLE  ",
+    b"XTENSION",
+    b"BITPIX  ",
+    b"NAXIS   ",
+    b"PCOUNT  ",
+    b"GCOUNT  ",
+    b"EXTNAME ",
+    *(f"NAXIS{i:<3d}".encode() for i in range(1, 10)),
+)
+
+
 def _structure(raw: bytes) -> dict[str, str]:
-    wanted = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "EXTNAME"}
+    """The structural cards of a header, found with byte searches (a PSF header has 509 cards
+    and needs 8 of them)."""
     cards: dict[str, str] = {}
-    text = raw.decode("ascii", errors="replace")
-    for i in range(0, len(text), 80):
-        key = text[i : i + 8].strip()
-        if key in wanted or (key.startswith("NAXIS") and key[5:].isdigit()):
-            cards[key] = _card_value(text[i : i + 80])
+    for key in STRUCTURAL:
+        at = raw.find(key)
+        while at != -1 and at % 80:
+            at = raw.find(key, at + 1)
+        if at != -1:
+            cards[key.decode().strip()] = _card_value(raw[at : at + 80].decode("ascii", "replace"))
     return cards
 
 
@@ -86,12 +159,7 @@ def read_hdus(f: BinaryIO, size: int, parse: set[int]) -> list[Hdu]:
     while offset < size:
         raw, data_start = _read_header(f, offset)
         cards = _structure(raw)
-        header = None
-        if len(hdus) in parse:
-            try:
-                header = fits.Header.fromstring(raw.decode("ascii"))
-            except (ValueError, UnicodeDecodeError) as error:
-                raise BadFile(f"unreadable header {len(hdus)}: {error}") from None
+        header = parse_header(raw) if len(hdus) in parse else None
         name = cards.get("EXTNAME", "PRIMARY" if not hdus else "")
         hdus.append(Hdu(name, header, cards))
         offset = data_start + _data_size(cards)

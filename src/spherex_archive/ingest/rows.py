@@ -8,13 +8,11 @@ disagreement rejects the file rather than writing a row that contradicts the fil
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import numpy as np
-from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS, Sip
 
 from spherex_archive.catalogue.base import stable_id
 from spherex_archive.ingest.fitsfile import BadFile, Hdu
@@ -141,7 +139,7 @@ def level2_rows(key: str, hdus: list[Hdu], size: int, md5: str, authority: str) 
     }
     artifact = _artifact(key, planeid, size, md5, "science", "image/fits", name.product.version)
     provenance = []
-    for line in image.get("HISTORY", []):
+    for line in image["HISTORY"]:
         match = CALIB_CARD.match(str(line))
         if match:
             provenance.append((match[1], match[2]))
@@ -259,23 +257,50 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _footprint(header: fits.Header) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
-    """Outer pixel corners and centre from the celestial WCS with SIP; pixel scale (arcsec)."""
+def _footprint(header: dict) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
+    """Outer pixel corners and centre from the celestial WCS with SIP; pixel scale (arcsec).
+
+    The WCS is assembled from the values (no header text round trip); astropy does the
+    projection and the distortion.
+    """
     n1, n2 = int(header["NAXIS1"]), int(header["NAXIS2"])
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(header, naxis=2)
-            x = np.array([-0.5, n1 - 0.5, n1 - 0.5, -0.5, (n1 - 1) / 2])
-            y = np.array([-0.5, -0.5, n2 - 0.5, n2 - 0.5, (n2 - 1) / 2])
-            ra, dec = wcs.all_pix2world(x, y, 0)
-        scale = float(np.sqrt(abs(np.linalg.det(wcs.celestial.pixel_scale_matrix))) * 3600)
+        wcs = WCS(naxis=2)
+        wcs.wcs.ctype = [header["CTYPE1"], header["CTYPE2"]]
+        wcs.wcs.crval = [header["CRVAL1"], header["CRVAL2"]]
+        wcs.wcs.crpix = [header["CRPIX1"], header["CRPIX2"]]
+        wcs.wcs.cdelt = [header.get("CDELT1", 1.0), header.get("CDELT2", 1.0)]
+        wcs.wcs.pc = [
+            [header.get("PC1_1", 1.0), header.get("PC1_2", 0.0)],
+            [header.get("PC2_1", 0.0), header.get("PC2_2", 1.0)],
+        ]
+        if "LONPOLE" in header:
+            wcs.wcs.lonpole = header["LONPOLE"]
+        if "A_ORDER" in header:
+            wcs.sip = Sip(
+                *(_sip_matrix(header, name) for name in ("A", "B", "AP", "BP")), wcs.wcs.crpix
+            )
+        x = np.array([-0.5, n1 - 0.5, n1 - 0.5, -0.5, (n1 - 1) / 2])
+        y = np.array([-0.5, -0.5, n2 - 0.5, n2 - 0.5, (n2 - 1) / 2])
+        ra, dec = wcs.all_pix2world(x, y, 0)
+        scale = float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600)
     except Exception as error:  # astropy raises many kinds for a broken WCS
         raise BadFile(f"unreadable WCS: {error}") from None
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))) or scale <= 0:
         raise BadFile("unreadable WCS: corners are not finite")
     ra = ra % 360.0
     return ra[:4], dec[:4], (float(ra[4]), float(dec[4])), scale
+
+
+def _sip_matrix(header: dict, name: str) -> np.ndarray | None:
+    order = header.get(f"{name}_ORDER")
+    if order is None:
+        return None
+    matrix = np.zeros((order + 1, order + 1))
+    for p in range(order + 1):
+        for q in range(order + 1 - p):
+            matrix[p, q] = header.get(f"{name}_{p}_{q}", 0.0)
+    return matrix
 
 
 def _stcs(ra: np.ndarray, dec: np.ndarray) -> str:

@@ -19,7 +19,7 @@ import os
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -69,7 +69,7 @@ class IngestReport:
 
     def summary(self) -> str:
         return (
-            f"{self.files} files ingested ({self.planes} planes added or updated, "
+            f"{self.files} files ingested ({self.planes} new planes, "
             f"{self.unchanged} already present), {len(self.rejected)} rejected, "
             f"{len(self.skipped)} skipped, in {self.deliveries} deliveries; "
             f"{self.seconds:.1f} s, {self.files_per_second:.0f} files/s"
@@ -223,8 +223,10 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def write_delivery(writer: Writer, rows: list[FileRows], release_date: str | None) -> int:
-    """Write one delivery's rows; returns the number of planes added or updated."""
+def write_delivery(
+    writer: Writer, rows: list[FileRows], release_date: str | None
+) -> dict[str, int]:
+    """Write one delivery's rows; returns how many planes each collection gained."""
     now = _now()
     planes = {r.plane["planeid"]: r for r in rows}
     existing = _existing_planes(writer, list(planes))
@@ -258,19 +260,38 @@ def write_delivery(writer: Writer, rows: list[FileRows], release_date: str | Non
         "WHERE planeid = ?",
         [(p, p) for p in planes],
     )
+    # Calibration files and the images citing them may come in any order: link what can be
+    # linked now, and link earlier images to the calibration files arriving now.
+    calibrations = dict(
+        writer.fetchall(
+            f"SELECT calibration_uuid, planeid FROM {i('plane')} WHERE calibration_uuid IS NOT NULL"
+        )
+    )
     provenance = [
-        {"planeid": r.plane["planeid"], "input_planeid": None, "family": family, "input_uuid": uuid}
+        {
+            "planeid": r.plane["planeid"],
+            "input_planeid": calibrations.get(uuid),
+            "family": family,
+            "input_uuid": uuid,
+        }
         for r in newer
         for family, uuid in r.provenance
     ]
     writer.upsert_many("provenance_input", provenance, ["planeid", "family"])
-    # Calibration files and the images citing them may come in any order: link what can be.
-    writer.execute(
-        f"UPDATE {i('provenance_input')} SET input_planeid = (SELECT p.planeid FROM "
-        f"{i('plane')} p WHERE p.calibration_uuid = {i('provenance_input')}.input_uuid) "
-        "WHERE input_planeid IS NULL"
+    arrived = [
+        (r.plane["planeid"], r.plane["calibration_uuid"])
+        for r in newer
+        if r.plane["calibration_uuid"]
+    ]
+    writer.executemany(
+        f"UPDATE {i('provenance_input')} SET input_planeid = ? WHERE input_uuid = ?", arrived
     )
-    return len(newer)
+    gained: dict[str, int] = {}
+    for r in newer:
+        if r.plane["planeid"] not in existing:
+            collection = r.observation["collection"]
+            gained[collection] = gained.get(collection, 0) + 1
+    return gained
 
 
 def _existing_planes(writer: Writer, planeids: list[int]) -> dict[int, tuple]:
@@ -341,29 +362,33 @@ def ingest(
 
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     workers = workers or os.cpu_count() or 1
-    tasks_of = {
-        d: [(_full(root, prefix, c.key), c, authority) for c in items]
-        for d, items in by_delivery.items()
-    }
+    deliveries = sorted(by_delivery)
+    tasks = [(_full(root, prefix, c.key), c, authority) for d in deliveries for c in by_delivery[d]]
     bar = tqdm(total=len(todo), desc="ingest", unit="file", disable=not progress)
     pool = _pool(workers, protocol, storage_options or {})
+    # Workers read headers ahead while this process commits the deliveries in order.
+    results = map(examine, tasks) if pool is None else pool.map(examine, tasks, chunksize=8)
     try:
-        for delivery in sorted(tasks_of):
-            results = _map(pool, tasks_of[delivery], bar)
-            rows = [r for r in results if isinstance(r, FileRows)]
-            report.rejected += [r for r in results if not isinstance(r, FileRows)]
+        for delivery in deliveries:
+            batch = []
+            for _ in by_delivery[delivery]:
+                batch.append(next(results))
+                bar.update()
+            rows = [r for r in batch if isinstance(r, FileRows)]
+            report.rejected += [r for r in batch if not isinstance(r, FileRows)]
             if not rows:
                 continue
             with catalogue.writer() as writer:
-                report.planes += write_delivery(writer, rows, released)
-                coverage.update(writer, rows)
+                new_planes = write_delivery(writer, rows, released)
+                report.planes += sum(new_planes.values())
+                coverage.update(writer, rows, new_planes)
                 writer.upsert(
                     "delivery",
                     {
                         "path": delivery,
                         "files": len(rows),
                         "planes": len(rows),
-                        "rejected": len(results) - len(rows),
+                        "rejected": len(batch) - len(rows),
                         "ingested_at": _now(),
                     },
                     ["path"],
@@ -373,7 +398,7 @@ def ingest(
     finally:
         bar.close()
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -391,12 +416,3 @@ def _pool(workers: int, protocol: str, storage_options: dict) -> ProcessPoolExec
     return ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(protocol, storage_options)
     )
-
-
-def _map(pool, tasks: list, bar) -> Iterable:
-    results = []
-    iterator = map(examine, tasks) if pool is None else pool.map(examine, tasks, chunksize=16)
-    for result in iterator:
-        results.append(result)
-        bar.update()
-    return results
