@@ -337,3 +337,44 @@ def test_killed_ingest_leaves_whole_deliveries_and_a_rerun_completes(
     assert dump(catalogue) == dump(clean)
     catalogue.close()
     clean.close()
+
+
+@pytest.mark.slow
+def test_readers_are_never_blocked_by_an_ingest(small_release, new_catalogue_url):
+    """SQLite in WAL mode: queries keep answering, with whole deliveries only, while another
+    process ingests."""
+    url = new_catalogue_url("sqlite")
+    catalogue = open_catalogue(url)
+    catalogue.create()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spherex_archive.cli",
+            "ingest",
+            str(small_release),
+            "--catalogue",
+            url,
+            "--quiet",
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen, slowest = set(), 0.0
+    table = catalogue.dialect.internal("delivery")
+    while process.poll() is None:
+        started = time.perf_counter()
+        # one statement, one snapshot
+        planes, files = catalogue.fetchall(
+            f"SELECT (SELECT COUNT(*) FROM {catalogue.dialect.public('spherex.obscore')}), "
+            f"(SELECT COALESCE(SUM(files), 0) FROM {table})"
+        )[0]
+        slowest = max(slowest, time.perf_counter() - started)
+        assert planes == files  # a delivery is seen whole or not at all
+        seen.add(planes)
+    assert process.returncode == 0
+    assert len(seen) > 3, "the queries ran during the ingest"
+    assert slowest < 1.0
+    catalogue.close()

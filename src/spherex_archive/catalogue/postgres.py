@@ -123,6 +123,7 @@ class PostgresCatalogue(Catalogue):
             kwargs={"autocommit": False},
         )
         self._opened = False
+        self._write_conn = None
 
     @staticmethod
     def _configure_reader(conn) -> None:
@@ -148,6 +149,9 @@ class PostgresCatalogue(Catalogue):
         if self._opened:
             self._pool.close()
             self._opened = False
+        if self._write_conn is not None:
+            self._write_conn.close()
+            self._write_conn = None
 
     # --- schema and writing ----------------------------------------------------------------
 
@@ -169,7 +173,11 @@ class PostgresCatalogue(Catalogue):
 
     @contextmanager
     def writer(self) -> Iterator[PostgresWriter]:
-        conn = self._connect()
+        # One connection for all of this catalogue's write transactions: an ingest commits
+        # many small deliveries, and a new connection each time cost more than the writing.
+        if self._write_conn is None or self._write_conn.closed:
+            self._write_conn = self._connect()
+        conn = self._write_conn
         try:
             # Writers serialise on one advisory lock: ingests never interleave their deliveries.
             conn.execute("SELECT pg_advisory_xact_lock(736283)")
@@ -178,8 +186,6 @@ class PostgresCatalogue(Catalogue):
         except BaseException:
             conn.rollback()
             raise
-        finally:
-            conn.close()
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -109,7 +109,11 @@ class SqliteCatalogue(Catalogue):
             # Row ids are hashes, so big ingests touch pages at random: keep them in memory.
             conn.execute("PRAGMA cache_size = -1048576")
         conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA cache_size = -65536")
+        if readonly:
+            # Spatial candidates are fetched from random pages of the R*Tree's shadow tables:
+            # map the file so that every reader shares the operating system's page cache.
+            conn.execute("PRAGMA mmap_size = 17179869184")
+            conn.execute("PRAGMA cache_size = -131072")
         _register_functions(conn)
         return conn
 
