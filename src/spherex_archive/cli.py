@@ -346,5 +346,202 @@ def demo(directory: Path, host: str, port: int) -> None:
     )
 
 
+def _public_url(host: str, port: int) -> str:
+    """The URL clients on this machine reach the server by (an all-interfaces bind is reached
+    through loopback; a deployment names its public URL with --base-url)."""
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _settings_file(config_file: Path | None) -> Path | None:
+    import os
+
+    if config_file is not None:
+        return config_file
+    named = os.environ.get("SPHEREX_ARCHIVE_CONFIG")
+    return Path(named) if named else None
+
+
+def _load_settings(config_file: Path | None, **overrides):
+    from pydantic import ValidationError
+
+    from spherex_archive.config import load_settings
+
+    try:
+        return load_settings(config_file, **overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()
+        )
+        _fail(f"bad settings: {problems}")
+    except ValueError as error:
+        _fail(str(error))
+
+
+@main.command()
+@click.option(
+    "--catalogue",
+    default=None,
+    help="Catalogue URL: sqlite:///path/to.db or postgresql://user@host/db "
+    "[default: sqlite:///spherex-archive.db]",
+)
+@click.option(
+    "--data",
+    default=None,
+    help="Bucket root of the files: a folder (as written by synth --out) or s3://bucket "
+    "[default: the current folder]",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server processes; each opens the catalogue and the store itself.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML settings file (also SPHEREX_ARCHIVE_CONFIG).",
+)
+@click.option(
+    "--base-url",
+    default=None,
+    help="Public URL of the archive, used in every link it hands out (access_url, DataLink, "
+    "UWS job URLs). Default: http://HOST:PORT. Set it behind a proxy.",
+)
+def serve(catalogue, data, host, port, workers, config_file, base_url):
+    """Serve the archive over HTTP: IRSA's URLs over one catalogue and one file store.
+
+    \b
+    Settings, in rising precedence: defaults, the TOML file (--config FILE or
+    SPHEREX_ARCHIVE_CONFIG), SPHEREX_ARCHIVE_* environment variables (CATALOGUE, DATA,
+    BASE_URL, AUTHORITY, S3_BUCKET, S3_REGION, S3_ENDPOINT), then these options.
+    `spherex-archive config` prints what they add up to.
+
+    \b
+    At start the catalogue is told the public URL, authority and bucket (it builds
+    access_url and cloud_access from them); a catalogue that does not exist yet is created
+    empty. GET / lists what is served; /health answers 503 when the catalogue does not;
+    /metrics is for Prometheus (summed over all workers).
+
+    \b
+    Examples:
+      spherex-archive serve --catalogue sqlite:///spherex-demo/catalogue.db \\
+                            --data spherex-demo
+      spherex-archive serve --config /etc/spherex-archive.toml --host 0.0.0.0 \\
+                            --workers 4 --base-url https://archive.example.org
+      SPHEREX_ARCHIVE_S3_ENDPOINT=http://minio:9000 spherex-archive serve \\
+          --data s3://spherex --catalogue postgresql://archive@db/archive
+    """
+    import logging
+    import os
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from spherex_archive.catalogue import CatalogueError
+    from spherex_archive.config import Settings
+    from spherex_archive.server import landing
+    from spherex_archive.server.app import create_app, route_paths
+    from spherex_archive.store import StoreError
+
+    settings = _load_settings(config_file, catalogue=catalogue, data=data, base_url=base_url)
+    if "base_url" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"base_url": _public_url(host, port)})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        # Built here even with several workers: bad settings fail once, in one line.
+        app = create_app(settings)
+    except (CatalogueError, StoreError, OSError, ValueError) as error:
+        _fail(str(error))
+    except Exception as error:  # a database driver's own errors: still one line
+        _fail(f"cannot open the catalogue {settings.catalogue}: {type(error).__name__}: {error}")
+
+    base = settings.base_url.rstrip("/")
+    routes = route_paths(app)
+    click.echo(f"SPHEREx archive: {settings.catalogue} and {settings.data}")
+    if base != _public_url(host, port):
+        click.echo(f"Listening on {_public_url(host, port)}, published as {base}")
+    click.echo("Try:")
+    click.echo(f"  {base}/{'':<30} what is here, with examples")
+    for service in landing.SERVICES:
+        if landing.available(service.path, routes):
+            click.echo(f"  {base}{service.path:<31} {service.description}")
+
+    options = dict(
+        host=host, port=port, server_header=False, access_log=False, log_config=None, workers=1
+    )
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    # Each worker builds its own app from the same settings, passed as environment variables.
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        variable = f"SPHEREX_ARCHIVE_{name.upper()}"
+        if value is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = str(value)
+    os.environ.pop("SPHEREX_ARCHIVE_CONFIG", None)
+    metrics_dir = tempfile.mkdtemp(prefix="spherex-archive-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "spherex_archive.server.app:create_app_from_env",
+            factory=True,
+            **{**options, "workers": workers},
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@main.command("config")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML settings file (also SPHEREX_ARCHIVE_CONFIG).",
+)
+def show_config(config_file):
+    """Print the effective settings as TOML, each with where its value comes from.
+
+    \b
+    Precedence, rising: default < TOML file < SPHEREX_ARCHIVE_<NAME> environment variable
+    < command option. The output is itself a valid settings file:
+      spherex-archive config > spherex-archive.toml
+    """
+    import json
+    import os
+    import tomllib
+
+    from spherex_archive.config import Settings
+
+    settings = _load_settings(config_file)
+    path = _settings_file(config_file)
+    in_file = tomllib.loads(path.read_text()) if path else {}
+    click.echo("# spherex-archive settings" + (f" (file: {path})" if path else ""))
+    for name, field in Settings.model_fields.items():
+        variable = f"SPHEREX_ARCHIVE_{name.upper()}"
+        if variable in os.environ:
+            source = f"environment {variable}"
+        elif name in in_file:
+            source = f"file {path}"
+        else:
+            source = "default"
+        value = getattr(settings, name)
+        click.echo(f"\n# {field.description}")
+        if value is None:
+            click.echo(f"# {name} = (not set)  # {source}")
+        else:
+            click.echo(f"{name} = {json.dumps(value)}  # {source}")
+
+
 if __name__ == "__main__":
     main()
