@@ -53,6 +53,19 @@ class QueryResult:
     """True when ``max_rows`` cut the answer short (known once the rows are consumed)."""
 
 
+def limited_rows(cursor, batch: int, result: QueryResult, max_rows: int | None) -> Iterator[tuple]:
+    """Rows of a DB-API cursor, ``batch`` at a time, stopping after ``max_rows`` (and marking
+    ``result.overflow`` when rows were left behind)."""
+    sent = 0
+    while rows := cursor.fetchmany(batch):
+        for row in rows:
+            if max_rows is not None and sent >= max_rows:
+                result.overflow = True
+                return
+            sent += 1
+            yield row
+
+
 class Writer(ABC):
     """Write operations of one transaction (see ``Catalogue.writer``)."""
 

@@ -20,6 +20,7 @@ from spherex_archive.catalogue.base import (
     QueryResult,
     QueryTimeout,
     Writer,
+    limited_rows,
 )
 from spherex_archive.catalogue.ddl import Dialect
 
@@ -224,18 +225,8 @@ class PostgresCatalogue(Catalogue):
     def _stream(pool, conn, cursor, result, max_rows, timeout) -> Iterator[tuple]:
         import psycopg
 
-        sent = 0
         try:
-            while True:
-                batch = cursor.fetchmany(BATCH)
-                if not batch:
-                    return
-                for row in batch:
-                    if max_rows is not None and sent >= max_rows:
-                        result.overflow = True
-                        return
-                    sent += 1
-                    yield row
+            yield from limited_rows(cursor, BATCH, result, max_rows)
         except psycopg.errors.QueryCanceled:
             raise QueryTimeout(f"query stopped after {timeout} s") from None
         finally:

@@ -24,6 +24,7 @@ from spherex_archive.catalogue.base import (
     QueryResult,
     QueryTimeout,
     Writer,
+    limited_rows,
 )
 from spherex_archive.catalogue.ddl import RTREE, Dialect
 
@@ -184,18 +185,8 @@ class SqliteCatalogue(Catalogue):
 
     @staticmethod
     def _stream(cursor, result: QueryResult, max_rows, timeout) -> Iterator[tuple]:
-        sent = 0
         try:
-            while True:
-                batch = cursor.fetchmany(BATCH)
-                if not batch:
-                    return
-                for row in batch:
-                    if max_rows is not None and sent >= max_rows:
-                        result.overflow = True
-                        return
-                    sent += 1
-                    yield row
+            yield from limited_rows(cursor, BATCH, result, max_rows)
         except sqlite3.OperationalError as error:
             if "interrupted" in str(error):
                 raise QueryTimeout(f"query stopped after {timeout} s") from None
