@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from spherex_archive.catalogue import spatial
+from spherex_archive.catalogue import spatial, sqlite_functions
 from spherex_archive.catalogue.base import (
     Catalogue,
     CatalogueError,
@@ -33,6 +33,7 @@ BATCH = 1000
 
 def _register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("sx_contains", 4, spatial.contains_point_scalar, deterministic=True)
+    sqlite_functions.register(conn)
 
 
 class SqliteWriter(Writer):
@@ -102,6 +103,8 @@ class SqliteCatalogue(Catalogue):
                 raise CatalogueError(f"no catalogue at {self.path}: ingest something first")
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             conn.execute("PRAGMA query_only = 1")
+            # ADQL's LIKE is case-sensitive, as on PostgreSQL (and then it can use indexes).
+            conn.execute("PRAGMA case_sensitive_like = ON")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -1,0 +1,121 @@
+"""The query engine: ADQL text -> syntax tree -> SQL -> rows from the catalogue.
+
+TAP runs user queries through it, SIA its own queries on the ObsCore view. Every problem with
+the query, from its syntax to an error the database found while running it, comes out as one
+exception type with a position (AdqlError); a query running too long as QueryTimeout.
+"""
+
+from __future__ import annotations
+
+import decimal
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spherex_archive.adql.errors import AdqlError
+from spherex_archive.adql.parser import parse
+from spherex_archive.adql.translate import Translation, UploadTable, translate
+from spherex_archive.catalogue.base import Catalogue, QueryTimeout
+from spherex_archive.formats.cells import timestamp_text
+from spherex_archive.model.schema import Column
+
+__all__ = ["AdqlError", "QueryAnswer", "QueryEngine", "QueryTimeout", "UploadTable"]
+
+
+@dataclass
+class QueryAnswer:
+    columns: list[Column]
+    rows: Iterator[tuple]
+    overflow: Callable[[], bool]
+    """True when MAXREC (or the engine's row limit) cut the answer; known once rows are read."""
+    sql: str
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+DATABASE_ERRORS = _database_errors()
+
+
+def _refused(error: BaseException) -> AdqlError:
+    # The query passed translation, so what is left is about values (types, division by zero).
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return AdqlError(f"the database could not run the query: {message}", 1, 1)
+
+
+def _converter(column: Column) -> Callable[[Any], Any] | None:
+    """Per-column fix-up of what the drivers return, so both databases answer alike."""
+    if column.datatype == "boolean":
+        return lambda v: v if v is None or isinstance(v, bool) else bool(v)
+    if column.is_timestamp:
+        return lambda v: v if v is None else timestamp_text(v)
+    if column.datatype in ("short", "int", "long"):
+        return lambda v: int(v) if isinstance(v, (decimal.Decimal, float)) else v
+    if column.datatype in ("float", "double"):
+        return lambda v: v if v is None or type(v) is float else float(v)
+    return None
+
+
+class QueryEngine:
+    """Runs ADQL on one catalogue with a time limit and a row limit."""
+
+    def __init__(
+        self, catalogue: Catalogue, *, timeout: float = 300.0, max_rows: int = 2_000_000
+    ) -> None:
+        self.catalogue = catalogue
+        self.timeout = timeout
+        self.max_rows = max_rows
+
+    def translate(self, adql: str, uploads: Mapping[str, UploadTable] | None = None) -> Translation:
+        """The SQL for ``adql`` on this catalogue (AdqlError if it is not a valid query)."""
+        try:
+            return translate(parse(adql), self.catalogue.dialect, uploads)
+        except RecursionError:
+            raise AdqlError("the query is nested too deeply", 1, 1) from None
+
+    def run(
+        self,
+        adql: str,
+        *,
+        maxrec: int | None = None,
+        uploads: Mapping[str, UploadTable] | None = None,
+    ) -> QueryAnswer:
+        translation = self.translate(adql, uploads)
+        if maxrec is not None and maxrec <= 0:
+            # MAXREC=0: the metadata only, the query need not run [TAP §2.7.4].
+            return QueryAnswer(translation.columns, iter(()), lambda: False, translation.sql)
+        limit = self.max_rows if maxrec is None else min(maxrec, self.max_rows)
+        try:
+            result = self.catalogue.query(
+                translation.sql, translation.params, timeout=self.timeout, max_rows=limit
+            )
+        except DATABASE_ERRORS as error:
+            raise _refused(error) from None
+        rows = self._rows(result.rows, translation.columns)
+        return QueryAnswer(translation.columns, rows, lambda: result.overflow, translation.sql)
+
+    @staticmethod
+    def _rows(rows: Iterator[tuple], columns: list[Column]) -> Iterator[tuple]:
+        converters = [(i, f) for i, c in enumerate(columns) if (f := _converter(c)) is not None]
+        try:
+            if not converters:
+                yield from rows
+                return
+            for row in rows:
+                cells = list(row)
+                for i, convert in converters:
+                    cells[i] = convert(cells[i])
+                yield tuple(cells)
+        except QueryTimeout:
+            raise
+        except DATABASE_ERRORS as error:
+            raise _refused(error) from None
