@@ -285,21 +285,15 @@ def test_bad_files_are_rejected_with_reasons_and_the_rest_ingested(
     catalogue.close()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_killed_ingest_leaves_whole_deliveries_and_a_rerun_completes(
-    backend, small_release, new_catalogue_url
-):
-    url = new_catalogue_url(backend)
-    catalogue = open_catalogue(url)
-    catalogue.create()
-    process = subprocess.Popen(
+def ingest_in_background(root: Path, url: str) -> subprocess.Popen:
+    """``spherex-archive ingest`` in another process, one worker (so it takes a while)."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "spherex_archive.cli",
             "ingest",
-            str(small_release),
+            str(root),
             "--catalogue",
             url,
             "--quiet",
@@ -309,6 +303,17 @@ def test_killed_ingest_leaves_whole_deliveries_and_a_rerun_completes(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_killed_ingest_leaves_whole_deliveries_and_a_rerun_completes(
+    backend, small_release, new_catalogue_url
+):
+    url = new_catalogue_url(backend)
+    catalogue = open_catalogue(url)
+    catalogue.create()
+    process = ingest_in_background(small_release, url)
     table = catalogue.dialect.internal("delivery")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -346,22 +351,7 @@ def test_readers_are_never_blocked_by_an_ingest(small_release, new_catalogue_url
     url = new_catalogue_url("sqlite")
     catalogue = open_catalogue(url)
     catalogue.create()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spherex_archive.cli",
-            "ingest",
-            str(small_release),
-            "--catalogue",
-            url,
-            "--quiet",
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = ingest_in_background(small_release, url)
     seen, slowest = set(), 0.0
     table = catalogue.dialect.internal("delivery")
     while process.poll() is None:

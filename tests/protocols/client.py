@@ -6,18 +6,16 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
-import uvicorn
 from fastapi import FastAPI
 
 from spherex_archive.protocols import ibe
 from spherex_archive.store import Store
+from tests.serving import serving
 
 
 class RequestLog:
@@ -45,23 +43,8 @@ def running(store: Store, log: list) -> Iterator[str]:
     app.state.store = store
     app.include_router(ibe.router)
     app.add_middleware(RequestLog, log=log)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with serving(app, lifespan="off") as url:
+        yield url
 
 
 VOID = {"meta", "link", "br", "img", "input", "hr", "wbr", "col", "source"}
