@@ -313,13 +313,15 @@ def synth_catalogue(catalogue, planes, seed, detector_size, quiet):
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def demo(directory: Path, host: str, port: int) -> None:
+@click.pass_context
+def demo(ctx: click.Context, directory: Path, host: str, port: int) -> None:
     """Make the demo release if it is not there yet, then ingest and serve it.
 
     The demo release has 128-pixel detectors, three planning periods, all six detectors, both
     deep fields (a source at the NEP seen 100 times) and every calibration family: about 440
     files and 2 GB, written in under a minute on two cores. It is ingested into
-    DIR/catalogue.db (an embedded SQLite catalogue); running the demo again reuses both.
+    DIR/catalogue.db (an embedded SQLite catalogue) and served on HOST:PORT until you press
+    Ctrl-C; running the demo again reuses both.
     """
     from spherex_archive.catalogue import CatalogueError, open_catalogue
     from spherex_archive.ingest.run import ingest as run_ingest
@@ -340,9 +342,15 @@ def demo(directory: Path, host: str, port: int) -> None:
         _fail(str(error))
     click.echo(result.summary())
     click.echo("Catalogue holds: " + ", ".join(f"{c} {n}" for c, n in catalogue.counts().items()))
-    click.echo(
-        "The HTTP server is the next issue (#4): the demo stops after ingest. It would serve "
-        f"on http://{host}:{port}/."
+    ctx.invoke(
+        serve,
+        catalogue=catalogue.url,
+        data=str(directory.resolve()),
+        host=host,
+        port=port,
+        workers=1,
+        config_file=None,
+        base_url=None,
     )
 
 
