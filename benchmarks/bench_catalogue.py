@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mdtable import print_table
 from spherex_archive.catalogue import open_catalogue
 from spherex_archive.synth.catalogue import fill
 
@@ -93,10 +94,7 @@ def main() -> None:
                 )
             catalogue.close()
     print(f"\n{args.queries} random positions per row\n")
-    print("| planes | backend | search | median ms | p99 ms | rows (median / max) |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(("planes", "backend", "search", "median ms", "p99 ms", "rows (median / max)"), rows)
 
 
 if __name__ == "__main__":

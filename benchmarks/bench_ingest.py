@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+from mdtable import print_table
 from spherex_archive.catalogue import open_catalogue
 from spherex_archive.ingest.run import ingest
 
@@ -88,10 +89,7 @@ def main() -> None:
         f"\nmedian of {args.repeat} runs; files are 71.6 MB spectral images plus the "
         "calibration files\n"
     )
-    print("| catalogue | files | files/s | a 25 000-file week |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(("catalogue", "files", "files/s", "a 25 000-file week"), rows)
 
 
 if __name__ == "__main__":

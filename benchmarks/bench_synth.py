@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from mdtable import print_table
 from spherex_archive.synth.release import DEMO_SIZE, SynthOptions, synthesise
 
 
@@ -74,10 +75,7 @@ def main() -> None:
             )
         )
     print(f"median of {args.repeat} runs, {cores} cores\n")
-    print("| what | written | wall time | per file | throughput |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(("what", "written", "wall time", "per file", "throughput"), rows)
 
 
 if __name__ == "__main__":
