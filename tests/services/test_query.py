@@ -222,8 +222,8 @@ def test_sqlite_uses_the_rtree(catalogues, engines, position):
     sql = engines["sqlite"].translate(
         f"SELECT * FROM ivoa.obscore WHERE CONTAINS(POINT({ra}, {dec}), s_region) = 1"
     )
-    plan = catalogues["sqlite"]._reader().execute("EXPLAIN QUERY PLAN " + sql.sql, sql.params)
-    assert any("archive_plane_rtree VIRTUAL TABLE INDEX" in r[3] for r in plan.fetchall())
+    plan = catalogues["sqlite"].fetchall("EXPLAIN QUERY PLAN " + sql.sql, sql.params)
+    assert any("archive_plane_rtree VIRTUAL TABLE INDEX" in r[3] for r in plan)
 
 
 def test_upload_join(engines, catalogues, backend, position):

@@ -93,7 +93,12 @@ class SqliteCatalogue(Catalogue):
         if not path:
             raise CatalogueError(f"no file in catalogue URL {url!r}: use sqlite:///path/to.db")
         self.path = Path(path)
-        self._local = threading.local()
+        # Reader connections belong to one query at a time, not to a thread: a streamed answer
+        # is read from whichever thread the server picks, and two threads on one connection
+        # can deadlock (one waits for the connection's mutex holding the GIL while the other,
+        # in the middle of a step, runs the Python progress handler that needs the GIL).
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
 
     # --- connections -----------------------------------------------------------------------
 
@@ -121,17 +126,30 @@ class SqliteCatalogue(Catalogue):
         _register_functions(conn)
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect(readonly=True)
-        return conn
+    def _checkout(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._connect(readonly=True)
+
+    def _checkin(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._idle.append(conn)
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        conn = self._checkout()
+        try:
+            yield conn
+        finally:
+            self._checkin(conn)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close the idle readers (one still streaming an answer closes when collected)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-            self._local.conn = None
 
     # --- schema and writing ----------------------------------------------------------------
 
@@ -169,7 +187,7 @@ class SqliteCatalogue(Catalogue):
         timeout: float | None = None,
         max_rows: int | None = None,
     ) -> QueryResult:
-        conn = self._reader()
+        conn = self._checkout()
         if timeout is not None:
             deadline = time.monotonic() + timeout
             conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 20000)
@@ -178,16 +196,20 @@ class SqliteCatalogue(Catalogue):
         try:
             cursor = conn.execute(sql, params)
         except sqlite3.OperationalError as error:
+            self._checkin(conn)
             if "interrupted" in str(error):
                 raise QueryTimeout(f"query stopped after {timeout} s") from None
             raise
+        except BaseException:
+            self._checkin(conn)
+            raise
         columns = [d[0] for d in cursor.description or ()]
         result = QueryResult(columns, iter(()))
-        result.rows = self._stream(cursor, result, max_rows, timeout)
+        result.rows = self._stream(conn, cursor, result, max_rows, timeout)
         return result
 
-    @staticmethod
-    def _stream(cursor, result: QueryResult, max_rows, timeout) -> Iterator[tuple]:
+    def _stream(self, conn, cursor, result: QueryResult, max_rows, timeout) -> Iterator[tuple]:
+        """The rows; the connection goes back to the pool when they are read or dropped."""
         try:
             yield from limited_rows(cursor, BATCH, result, max_rows)
         except sqlite3.OperationalError as error:
@@ -196,20 +218,19 @@ class SqliteCatalogue(Catalogue):
             raise
         finally:
             cursor.close()
+            self._checkin(conn)
 
     # --- spatial ---------------------------------------------------------------------------
 
     def _candidates(self, box: np.ndarray) -> tuple[list[int], np.ndarray]:
-        rows = (
-            self._reader()
-            .execute(
+        with self._reading() as conn:
+            conn.set_progress_handler(None, 0)
+            rows = conn.execute(
                 f"SELECT r.id, r.footprint FROM {RTREE} r "
                 "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? "
                 f"AND r.minz <= ? AND r.maxz >= ? AND r.release_date <= {self.dialect.now}",
                 (box[1], box[0], box[3], box[2], box[5], box[4]),
-            )
-            .fetchall()
-        )
+            ).fetchall()
         if not rows:
             return [], np.empty((0, 24))
         ids = [r[0] for r in rows]
