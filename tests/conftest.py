@@ -8,15 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spherex_archive.synth.release import SynthOptions, synthesise
-
-SMALL_RELEASE = dict(
-    detector_size=64,
-    fields=["M31", "NCP", "RA0"],
-    exposures=2,
-    deep_fields=[("NEP", 8), ("SEP", 2)],
-    seed=7,
-)
+from spherex_archive.synth.release import SMALL_RELEASE, SynthOptions, synthesise
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     s3_endpoint: str | None = Field(
         None, description="Endpoint URL of an S3-compatible server (default: AWS)"
     )
+    default_maxrec: int = Field(
+        100_000, ge=0, description="Rows a search answers when it gives no MAXREC"
+    )
+    max_maxrec: int = Field(
+        2_000_000, ge=1, description="Most rows any answer holds (a larger MAXREC is capped)"
+    )
+    query_timeout: float = Field(
+        300.0, gt=0, description="Seconds a catalogue query may run before it is stopped"
+    )
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

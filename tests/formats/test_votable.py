@@ -8,8 +8,6 @@ import datetime as dt
 import io
 import itertools
 import math
-import shutil
-import subprocess
 import warnings
 import xml.etree.ElementTree as ET
 
@@ -21,6 +19,7 @@ from spherex_archive.formats import votable
 from spherex_archive.formats.votable import Param, error_document, write_votable
 from spherex_archive.model import tables
 from spherex_archive.model.schema import Column
+from tests.validators import STILTS, votlint
 
 NS = {"v": votable.NAMESPACE}
 SERIALIZATIONS = ["TABLEDATA", "BINARY2"]
@@ -311,20 +310,6 @@ def test_serialization_is_case_insensitive():
 
 # --------------------------------------------------------------------------------------------
 # votlint: what the IVOA validators (taplint, datalinklint) run on every document
-
-STILTS = shutil.which("stilts")
-
-
-def votlint(data: bytes, tmp_path) -> list[str]:
-    path = tmp_path / "doc.xml"
-    path.write_bytes(data)
-    result = subprocess.run(
-        [STILTS, "votlint", f"votable={path}", "validate=true", "ucd=true", "unit=true"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
 
 
 def sample(column: Column, index: int):

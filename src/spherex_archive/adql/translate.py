@@ -55,10 +55,17 @@ class Translation:
 
 
 def translate(
-    query: t.Query, dialect: Dialect, uploads: Mapping[str, UploadTable] | None = None
+    query: t.Query,
+    dialect: Dialect,
+    uploads: Mapping[str, UploadTable] | None = None,
+    *,
+    internal: bool = False,
 ) -> Translation:
-    """The SQL of ``query`` for ``dialect``, its parameters and its result columns."""
-    return _Translator(dialect, uploads or {}).run(query)
+    """The SQL of ``query`` for ``dialect``, its parameters and its result columns.
+
+    ``internal`` lets the archive's own services (never user queries) read the views' hidden
+    columns (:data:`INTERNAL_COLUMNS`), written as delimited identifiers (``"_uri"``)."""
+    return _Translator(dialect, uploads or {}, internal).run(query)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,6 +219,12 @@ _FOOTPRINT_TABLES = {
 }
 _UPLOAD_SCHEMA = "tap_upload"
 
+INTERNAL_COLUMNS = {
+    name: (Column("_uri", "char", "Path of the current file under the archive root"),)
+    for name in ("spherex.obscore", "ivoa.obscore")
+}
+"""Hidden view columns the services may select: SIA answers with the file URL, not DataLink."""
+
 
 def _column(name: str, datatype: str, unit: str | None = None, xtype: str | None = None):
     return Column(name, datatype, "", unit=unit, xtype=xtype)
@@ -227,8 +240,11 @@ def _number(value: float | int, node: t.Node) -> str:
 
 
 class _Translator:
-    def __init__(self, dialect: Dialect, uploads: Mapping[str, UploadTable]) -> None:
+    def __init__(
+        self, dialect: Dialect, uploads: Mapping[str, UploadTable], internal: bool = False
+    ) -> None:
         self.dialect = dialect
+        self.internal = internal
         self.pg = dialect.name == "postgresql"
         self.uploads = uploads
         self.params: list = []
@@ -543,7 +559,10 @@ class _Translator:
 
     def model_table(self, table: Table, label: str, aliased: bool) -> tuple[str, _Rel]:
         alias = self.fresh("t")
-        cols = [_Col(c.name, c, f"{alias}.{_quote(c.name)}") for c in table.columns]
+        columns = table.columns
+        if self.internal:
+            columns += INTERNAL_COLUMNS.get(table.qualified, ())
+        cols = [_Col(c.name, c, f"{alias}.{_quote(c.name)}") for c in columns]
         rel = _Rel(label, None if aliased else table.schema, cols)
         hidden = _FOOTPRINT_TABLES.get(table.qualified)
         if hidden:

@@ -173,6 +173,14 @@ class Catalogue(ABC):
         with self.writer() as w:
             w.upsert_many("config", [{"key": k, "value": v} for k, v in values.items()], ["key"])
 
+    def collections(self) -> list[str]:
+        """Every collection ingested so far (released or not), from the one-row-per-collection
+        coverage table: cheap at any size, unlike a DISTINCT over the planes."""
+        rows = self.fetchall(
+            f"SELECT collection FROM {self.dialect.internal('moc')} ORDER BY collection"
+        )
+        return [c for (c,) in rows]
+
     def counts(self) -> dict[str, int]:
         """Released planes per collection."""
         rows = self.fetchall(

@@ -90,6 +90,9 @@ def stored_tables(dialect: Dialect) -> list[str]:
         f"planes INTEGER, rejected INTEGER, ingested_at TEXT)",
         f"CREATE TABLE IF NOT EXISTS {i('moc')} (collection TEXT PRIMARY KEY, moc TEXT, "
         f"planes BIGINT, updated_at TEXT, pending_until TEXT)",
+        # Released images touching each HEALPix cell (ingest/coverage.py: COUNT_DEPTH).
+        f"CREATE TABLE IF NOT EXISTS {i('coverage_count')} (collection TEXT, cell BIGINT, "
+        f"images INTEGER, PRIMARY KEY (collection, cell))",
         f"CREATE UNIQUE INDEX IF NOT EXISTS plane_did ON {i('plane')} (obs_publisher_did)",
         f"CREATE INDEX IF NOT EXISTS plane_obsid ON {i('plane')} (obsid)",
         f"CREATE INDEX IF NOT EXISTS plane_time ON {i('plane')} (time_bounds_lower)",

@@ -21,6 +21,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from spherex_archive.formats import cells
@@ -40,6 +41,10 @@ class Param:
 
     column: Column
     value: Any = None
+    options: tuple[str, ...] = ()
+    """Allowed values, written as VALUES/OPTION (a service's choices, e.g. its collections)."""
+    ref: str | None = None
+    """ID of the FIELD the value comes from (a service descriptor's input)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,10 +104,15 @@ def param_element(param: Param) -> str:
     attributes = {
         **_metadata(column),
         "value": cells.value_text(column, param.value),
+        "ref": param.ref,
     }
-    description = column.description
-    inner = f"<DESCRIPTION>{xml_text(description)}</DESCRIPTION>" if description else None
-    return _element("PARAM", attributes, inner)
+    inner = (
+        f"<DESCRIPTION>{xml_text(column.description)}</DESCRIPTION>" if column.description else ""
+    )
+    if param.options:
+        options = "".join(_element("OPTION", {"value": o}) for o in param.options)
+        inner += f"<VALUES>{options}</VALUES>"
+    return _element("PARAM", attributes, inner or None)
 
 
 def _head() -> str:
@@ -131,11 +141,13 @@ def write_votable(
     params: Sequence[Param] = (),
     overflow: Callable[[], bool] | None = None,
     resource_type: str = "results",
+    resources: Sequence[str] = (),
 ) -> Iterator[bytes]:
     """The VOTable of ``rows`` (tuples in the order of ``columns``), in pieces.
 
     ``infos`` become INFO elements after QUERY_STATUS (``QUERY``, ``standardID``...);
-    ``params`` PARAMs of the resource. ``overflow`` is asked once every row has been written
+    ``params`` PARAMs of the resource; ``resources`` more RESOURCE elements after it (service
+    descriptors, as XML text). ``overflow`` is asked once every row has been written
     (a ``QueryResult`` knows only then) and adds the trailing OVERFLOW status when it says so.
     Columns are checked and the row writer compiled before this returns, so a bad column is an
     error of the call, not of a half-sent stream.
@@ -151,7 +163,9 @@ def write_votable(
     head.append("<TABLE>\n")
     head.extend(field_element(c) + "\n" for c in columns)
     head.append(f"<DATA><{serialization}>\n")
-    return _document("".join(head).encode(), serialization, body(iter(rows)), overflow)
+    return _document(
+        "".join(head).encode(), serialization, body(iter(rows)), overflow, "".join(resources)
+    )
 
 
 def _document(
@@ -159,13 +173,14 @@ def _document(
     serialization: str,
     body: Iterator[bytes],
     overflow: Callable[[], bool] | None,
+    resources: str,
 ) -> Iterator[bytes]:
     yield head
     yield from body
     tail = f"</{serialization}></DATA>\n</TABLE>\n"
     if overflow is not None and overflow():
         tail += _status("OVERFLOW")
-    yield (tail + "</RESOURCE>\n</VOTABLE>\n").encode()
+    yield (tail + "</RESOURCE>\n" + resources + "</VOTABLE>\n").encode()
 
 
 def error_document(message: str, status: str = "ERROR") -> bytes:
@@ -281,7 +296,9 @@ def _text_bytes(column: Column, var: str) -> str:
     return f"(b'' if {var} is None else {text}.encode({encoding}, 'replace'))"
 
 
+@lru_cache(maxsize=256)
 def _binary2(columns: tuple[Column, ...]) -> Callable[[Iterator[tuple]], Iterator[bytes]]:
+    """The BINARY2 writer of a list of columns (compiled once per list)."""
     n = len(columns)
     if not n:
         raise ValueError("a table needs at least one column")

@@ -225,8 +225,9 @@ def _now() -> str:
 
 def write_delivery(
     writer: Writer, rows: list[FileRows], release_date: str | None
-) -> dict[str, int]:
-    """Write one delivery's rows; returns how many planes each collection gained."""
+) -> list[coverage.Written]:
+    """Write one delivery's rows; returns the planes written (those whose version is the
+    newest), each with the version it replaced, if any."""
     now = _now()
     planes = {r.plane["planeid"]: r for r in rows}
     existing = _existing_planes(writer, list(planes))
@@ -286,12 +287,10 @@ def write_delivery(
     writer.executemany(
         f"UPDATE {i('provenance_input')} SET input_planeid = ? WHERE input_uuid = ?", arrived
     )
-    gained: dict[str, int] = {}
-    for r in newer:
-        if r.plane["planeid"] not in existing:
-            collection = r.observation["collection"]
-            gained[collection] = gained.get(collection, 0) + 1
-    return gained
+    written = {r.plane["planeid"]: r for r in newer}
+    return [
+        coverage.Written(r, existing[p][2:] if p in existing else None) for p, r in written.items()
+    ]
 
 
 def _existing_planes(writer: Writer, planeids: list[int]) -> dict[int, tuple]:
@@ -299,12 +298,12 @@ def _existing_planes(writer: Writer, planeids: list[int]) -> dict[int, tuple]:
     table = writer.dialect.internal("plane")
     for start in range(0, len(planeids), 500):
         chunk = planeids[start : start + 500]
-        for planeid, version, processed, released in writer.fetchall(
-            f"SELECT planeid, product_version, processing_date, release_date FROM {table} "
+        for planeid, version, processed, released, poly in writer.fetchall(
+            f"SELECT planeid, product_version, processing_date, release_date, poly FROM {table} "
             f"WHERE planeid IN ({', '.join('?' * len(chunk))})",
             chunk,
         ):
-            found[planeid] = (version, str(processed), str(released))
+            found[planeid] = (version, str(processed), str(released), poly)
     return found
 
 
@@ -379,9 +378,9 @@ def ingest(
             if not rows:
                 continue
             with catalogue.writer() as writer:
-                new_planes = write_delivery(writer, rows, released)
-                report.planes += sum(new_planes.values())
-                coverage.update(writer, rows, new_planes)
+                written = write_delivery(writer, rows, released)
+                report.planes += sum(w.before is None for w in written)
+                coverage.update(writer, written)
                 writer.upsert(
                     "delivery",
                     {

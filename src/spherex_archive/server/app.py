@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +22,7 @@ from starlette.responses import Response
 from spherex_archive import __version__
 from spherex_archive.catalogue import Catalogue, open_catalogue
 from spherex_archive.config import Settings, load_settings
-from spherex_archive.protocols import ibe
+from spherex_archive.protocols import coverage, ibe, sia
 from spherex_archive.server import landing, metrics
 from spherex_archive.server.middleware import ArchiveMiddleware
 from spherex_archive.store import Store, StoreError, open_store
@@ -68,7 +69,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.catalogue = catalogue
     app.state.store = store
     app.state.metrics = app_metrics
+    app.state.started = datetime.now(UTC)
     app.include_router(ibe.router)
+    app.include_router(sia.router)
+    app.include_router(coverage.router)
     app.add_api_route("/", landing_page, methods=["GET", "HEAD"], response_class=HTMLResponse)
     app.add_api_route("/health", health, methods=["GET", "HEAD"])
     app.add_api_route("/metrics", metrics_page, methods=["GET"])

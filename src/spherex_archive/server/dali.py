@@ -111,10 +111,16 @@ class ResponseFormat:
         *,
         overflow: Callable[[], bool] | None = None,
         infos: Mapping[str, str] | None = None,
+        resources: Sequence[str] = (),
     ) -> Iterable[bytes]:
         if self.name == "votable":
             return votable.write_votable(
-                columns, rows, serialization=self.serialization, infos=infos, overflow=overflow
+                columns,
+                rows,
+                serialization=self.serialization,
+                infos=infos,
+                overflow=overflow,
+                resources=resources,
             )
         if self.name == "csv":
             return tabular.write_csv(columns, rows)
@@ -173,9 +179,11 @@ def table_response(
     *,
     overflow: Callable[[], bool] | None = None,
     infos: Mapping[str, str] | None = None,
+    resources: Sequence[str] = (),
 ) -> Response:
-    """A streamed table (200 even when cut short: DALI overflow is in the document)."""
-    body = fmt.write(columns, rows, overflow=overflow, infos=infos)
+    """A streamed table (200 even when cut short: DALI overflow is in the document);
+    ``resources`` are VOTable RESOURCE elements after the results (other formats omit them)."""
+    body = fmt.write(columns, rows, overflow=overflow, infos=infos, resources=resources)
     return StreamingResponse(body, media_type=fmt.media_type)
 
 

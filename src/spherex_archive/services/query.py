@@ -75,10 +75,17 @@ class QueryEngine:
         self.timeout = timeout
         self.max_rows = max_rows
 
-    def translate(self, adql: str, uploads: Mapping[str, UploadTable] | None = None) -> Translation:
-        """The SQL for ``adql`` on this catalogue (AdqlError if it is not a valid query)."""
+    def translate(
+        self,
+        adql: str,
+        uploads: Mapping[str, UploadTable] | None = None,
+        *,
+        internal: bool = False,
+    ) -> Translation:
+        """The SQL for ``adql`` on this catalogue (AdqlError if it is not a valid query);
+        ``internal`` for the archive's own queries, which may read hidden columns."""
         try:
-            return translate(parse(adql), self.catalogue.dialect, uploads)
+            return translate(parse(adql), self.catalogue.dialect, uploads, internal=internal)
         except RecursionError:
             raise AdqlError("the query is nested too deeply", 1, 1) from None
 
@@ -88,11 +95,13 @@ class QueryEngine:
         *,
         maxrec: int | None = None,
         uploads: Mapping[str, UploadTable] | None = None,
+        internal: bool = False,
     ) -> QueryAnswer:
-        translation = self.translate(adql, uploads)
+        translation = self.translate(adql, uploads, internal=internal)
         if maxrec is not None and maxrec <= 0:
-            # MAXREC=0: the metadata only, the query need not run [TAP §2.7.4].
-            return QueryAnswer(translation.columns, iter(()), lambda: False, translation.sql)
+            # MAXREC=0: the metadata only, the query need not run [TAP §2.7.4]; the answer
+            # is marked as cut, as DALI §4.4.1 asks.
+            return QueryAnswer(translation.columns, iter(()), lambda: True, translation.sql)
         limit = self.max_rows if maxrec is None else min(maxrec, self.max_rows)
         try:
             result = self.catalogue.query(

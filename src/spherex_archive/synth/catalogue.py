@@ -281,4 +281,20 @@ def fill(
         written += len(rows["plane"])
         bar.update(len(rows["plane"]))
     bar.close()
+    register_collections(catalogue)
     return written
+
+
+def register_collections(catalogue: Catalogue) -> None:
+    """List the filled collections where services look them up. Their coverage maps are not
+    computed: at millions of full-size footprints that would cost more than the fill."""
+    from spherex_archive.ingest import coverage
+
+    with catalogue.writer() as writer:
+        i = writer.dialect.internal
+        counts = writer.fetchall(
+            f"SELECT o.collection, COUNT(*) FROM {i('plane')} p "
+            f"JOIN {i('observation')} o ON o.obsid = p.obsid GROUP BY o.collection"
+        )
+        for collection, planes in counts:
+            coverage.register(writer, collection, int(planes))

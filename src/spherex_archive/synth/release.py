@@ -38,6 +38,16 @@ from spherex_archive.synth.survey import (
 MIN_SIZE = 32
 DEMO_SIZE = 128
 
+SMALL_RELEASE = dict(
+    detector_size=64,
+    fields=["M31", "NCP", "RA0"],
+    exposures=2,
+    deep_fields=[("NEP", 8), ("SEP", 2)],
+    seed=7,
+)
+"""SynthOptions of the test suite's release: every kind of product, the poles, RA = 0 and both
+deep fields, written in seconds (36 wide, 60 deep and 74 calibration files)."""
+
 SHOWCASE_KINDS = {"NEP": ("emission", 5800.0, 2000.0), "SEP": ("absorption", 3600.0, 1500.0)}
 
 
