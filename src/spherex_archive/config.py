@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +44,47 @@ class Settings(BaseSettings):
     )
     query_timeout: float = Field(
         300.0, gt=0, description="Seconds a catalogue query may run before it is stopped"
+    )
+    sync_timeout: float = Field(
+        60.0, gt=0, description="Seconds a synchronous TAP query may run (async: query_timeout)"
+    )
+    upload_max_bytes: int = Field(
+        20_000_000, ge=0, description="Largest table a TAP query may upload (bytes)"
+    )
+    upload_max_rows: int = Field(
+        100_000, ge=0, description="Most rows of all the tables one TAP query uploads"
+    )
+    jobs_dir: str | None = Field(
+        None,
+        description="Folder of async jobs' uploads and results (default: 'jobs' beside a "
+        "SQLite catalogue, else ./jobs); Dask workers must see it at the same path",
+    )
+    job_executor: Literal["local", "dask"] = Field(
+        "local", description="Where async jobs run: local worker processes, or a Dask cluster"
+    )
+    dask_scheduler: str | None = Field(
+        None, description="Address of the Dask scheduler (tcp://host:8786) for job_executor=dask"
+    )
+    job_workers: int = Field(
+        2, ge=1, description="Async jobs one server process runs at once (more wait in QUEUED)"
+    )
+    job_owner_limit: int = Field(
+        2,
+        ge=1,
+        description="Async jobs one owner (authenticated user, else client IP) has executing "
+        "at once, over all server processes; more wait in QUEUED",
+    )
+    job_duration: int = Field(
+        3600, ge=0, description="Seconds an async job may run when it does not say (0: no limit)"
+    )
+    job_max_duration: int = Field(
+        14400, ge=0, description="Most seconds an async job may ask to run (0: no limit)"
+    )
+    job_destruction: int = Field(
+        7 * 86400,
+        ge=60,
+        description="Seconds after its creation an async job and its results are deleted; "
+        "a client may ask for an earlier destruction, not a later one",
     )
 
 

@@ -58,12 +58,14 @@ class Reply:
     body: bytes
 
 
-def request(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> Reply:
+def request(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None
+) -> Reply:
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
-        conn.request(method, target, headers=headers or {})
+        conn.request(method, target, body=body, headers=headers or {})
         response = conn.getresponse()
         body = response.read()
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)

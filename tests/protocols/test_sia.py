@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -20,14 +18,9 @@ from astropy.io.votable import parse_single_table
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from spherex_archive.catalogue import open_catalogue
-from spherex_archive.config import Settings
-from spherex_archive.ingest.run import ingest
 from spherex_archive.model import tables as model
-from spherex_archive.server.app import create_app
 from spherex_archive.synth.survey import DEEP_FIELDS
 from tests.protocols.client import request
-from tests.serving import serving
 from tests.validators import STILTS, votlint
 
 
@@ -55,30 +48,9 @@ def _list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def sia(request, small_release, tmp_path_factory) -> Iterator[Sia]:
-    dropped = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sia') / 'catalogue.db'}"
-    else:
-        from tests.conftest import PG_ADMIN, _pg_admin
-
-        dropped = f"sxtest_{uuid.uuid4().hex[:12]}"
-        with _pg_admin() as admin:
-            admin.execute(f"CREATE DATABASE {dropped}")
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{dropped}"
-    catalogue = open_catalogue(url)
-    ingest(catalogue, str(small_release), workers=2, progress=False, log=lambda _: None)
-    catalogue.close()
-    app = create_app(Settings(catalogue=url, data=str(small_release)))
-    with serving(app, lifespan="on", access_log=False) as base:
-        app.state.settings.base_url = base  # links in answers point at this test server
-        yield Sia(base, request.param)
-    if dropped:
-        from tests.conftest import _pg_admin
-
-        with _pg_admin() as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {dropped} WITH (FORCE)")
+@pytest.fixture(scope="module")
+def sia(archive_server) -> Sia:
+    return Sia(archive_server.base, archive_server.backend)
 
 
 # --------------------------------------------------------------------------------------------

@@ -103,9 +103,16 @@ class _Rel:
     footprint: str | None = None  # SQL of the hidden footprint
     planeid: str | None = None  # SQL of the plane id (the R*Tree's id)
     kind: str = "table"
+    _by_name: dict[str, list[_Col]] | None = field(default=None, repr=False)
 
     def find(self, ref: t.Identifier) -> list[_Col]:
-        return [c for c in self.cols if _matches(c.name, ref)]
+        if ref.delimited:
+            return [c for c in self.cols if c.name == ref.name]
+        if self._by_name is None:  # looked up once per column reference: index the names
+            self._by_name = {}
+            for c in self.cols:
+                self._by_name.setdefault(c.name.lower(), []).append(c)
+        return self._by_name.get(ref.name.lower(), [])
 
     def qualified_by(self, q: t.TableName) -> bool:
         if not _matches(self.label, q.name):

@@ -225,3 +225,26 @@ class Catalogue(ABC):
             [[d["key"], d["value"]] for d in defaults],
         )
         writer.upsert("config", {"key": "schema_version", "value": str(SCHEMA_VERSION)}, ["key"])
+        writer.upsert("config", {"key": "model", "value": self.model_fingerprint()}, ["key"])
+
+    def model_fingerprint(self) -> str:
+        """A digest of everything ``create`` derives from the model (tables, views, TAP_SCHEMA):
+        a catalogue whose stored digest differs was made by another version of the archive."""
+        from spherex_archive.catalogue import ddl
+        from spherex_archive.model import tap_schema
+
+        text = repr(
+            (
+                self._initial_statements(),
+                ddl.view_statements(self.dialect),
+                tap_schema.schema_rows(),
+                tap_schema.table_rows(),
+                tap_schema.column_rows(),
+                tap_schema.key_rows(),
+            )
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def is_current(self) -> bool:
+        """True when this catalogue's tables, views and TAP_SCHEMA match this version's model."""
+        return self.config().get("model") == self.model_fingerprint()

@@ -104,16 +104,45 @@ def stored_tables(dialect: Dialect) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS observation_collection ON {i('observation')} (collection)",
         f"CREATE INDEX IF NOT EXISTS provenance_input ON {i('provenance_input')} (input_planeid)",
     ]
+    statements = _index_names(dialect, statements)
     if dialect.name == "postgresql":
-        # pgsphere indexes must be named per schema; the index name is schema-local.
-        statements = [
-            s.replace("INDEX IF NOT EXISTS ", "INDEX IF NOT EXISTS archive_") for s in statements
-        ]
         statements.append(
             f"CREATE INDEX IF NOT EXISTS archive_plane_footprint ON {i('plane')} "
             f"USING gist (footprint)"
         )
-    return statements
+    return [*statements, *job_tables(dialect)]
+
+
+def _index_names(dialect: Dialect, statements: list[str]) -> list[str]:
+    # PostgreSQL index names live in the schema's namespace beside the tables' names.
+    if dialect.name != "postgresql":
+        return statements
+    return [s.replace("INDEX IF NOT EXISTS ", "INDEX IF NOT EXISTS archive_") for s in statements]
+
+
+def job_tables(dialect: Dialect) -> list[str]:
+    """DDL of the async (UWS) job records (``jobs/store.py``). Times are text in one fixed
+    ISO-8601 form ending in ``Z``, which sorts as time does and is what UWS documents show;
+    parameters, uploads and results are JSON. ``job_runner`` holds one row per serving process
+    with a heartbeat, so a process that starts can tell which EXECUTING jobs lost theirs."""
+    i = dialect.internal
+    return _index_names(
+        dialect,
+        [
+            f"CREATE TABLE IF NOT EXISTS {i('job')} (job_id TEXT PRIMARY KEY, "
+            "kind TEXT NOT NULL, run_id TEXT, owner TEXT, client TEXT NOT NULL, "
+            "phase TEXT NOT NULL, creation_time TEXT NOT NULL, queued_time TEXT, "
+            "start_time TEXT, end_time TEXT, execution_duration INTEGER NOT NULL, "
+            "destruction TEXT NOT NULL, parameters TEXT NOT NULL, uploads TEXT NOT NULL, "
+            "results TEXT NOT NULL, error_message TEXT, error_type TEXT, info TEXT, "
+            "runner TEXT)",
+            f"CREATE INDEX IF NOT EXISTS job_list ON {i('job')} (kind, creation_time)",
+            f"CREATE INDEX IF NOT EXISTS job_phase ON {i('job')} (phase, queued_time)",
+            f"CREATE INDEX IF NOT EXISTS job_destruction ON {i('job')} (destruction)",
+            f"CREATE TABLE IF NOT EXISTS {i('job_runner')} (runner TEXT PRIMARY KEY, "
+            "host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat TEXT NOT NULL)",
+        ],
+    )
 
 
 def tap_schema_tables(dialect: Dialect) -> list[str]:
@@ -172,16 +201,24 @@ def view_statements(dialect: Dialect) -> list[tuple[str, str]]:
     )
 
     key = "SUBSTR(a.uri, 18)"  # the S3 key: the uri without 'ibe/data/spherex/'
+
+    def constant(name: str) -> str:
+        value = model.SPHEREX_OBSCORE_CONSTANTS[name]
+        if isinstance(value, str):
+            return "'" + value.replace("'", "''") + "'"
+        column = model.SPHEREX_OBSCORE.column(name)
+        return f"CAST({'NULL' if value is None else int(value)} AS {dialect.sql_type(column)})"
+
     obscore = {
         "s_ra": "p.s_ra",
         "s_dec": "p.s_dec",
-        "facility_name": "'SPHEREx'",
-        "instrument_name": "'SPHEREx'",
+        "facility_name": constant("facility_name"),
+        "instrument_name": constant("instrument_name"),
         "dataproduct_subtype": "p.dataproductsubtype",
         "calib_level": "p.calibrationlevel",
         "dataproduct_type": "p.dataproducttype",
         "energy_bandpassname": "p.energy_bandpassname",
-        "energy_emband": "'Infrared'",
+        "energy_emband": constant("energy_emband"),
         "obs_id": "o.observationid",
         "s_resolution": "p.s_pixel_scale / 2",
         "em_min": "p.energy_bounds_lower",
@@ -197,37 +234,37 @@ def view_statements(dialect: Dialect) -> list[tuple[str, str]]:
         "obs_collection": "o.collection",
         "obs_intent": "o.intent",
         "algorithm_name": "o.algorithm_name",
-        "facility_keywords": "CAST(NULL AS TEXT)",
-        "instrument_keywords": "CAST(NULL AS TEXT)",
-        "environment_photometric": "CAST(NULL AS BOOLEAN)",
-        "proposal_id": "CAST(NULL AS TEXT)",
-        "proposal_pi": "CAST(NULL AS TEXT)",
+        "facility_keywords": constant("facility_keywords"),
+        "instrument_keywords": constant("instrument_keywords"),
+        "environment_photometric": constant("environment_photometric"),
+        "proposal_id": constant("proposal_id"),
+        "proposal_pi": constant("proposal_pi"),
         "proposal_project": "o.proposal_project",
         "target_name": "o.target_name",
-        "target_type": "'field'",
-        "target_standard": "CAST(0 AS SMALLINT)",
-        "target_moving": "CAST(0 AS SMALLINT)",
-        "target_keywords": "CAST(NULL AS TEXT)",
+        "target_type": constant("target_type"),
+        "target_standard": constant("target_standard"),
+        "target_moving": constant("target_moving"),
+        "target_keywords": constant("target_keywords"),
         "obs_release_date": "p.release_date",
         "s_xel1": "p.s_xel1",
         "s_xel2": "p.s_xel2",
         "s_pixel_scale": "p.s_pixel_scale",
-        "position_timedependent": "CAST(0 AS SMALLINT)",
+        "position_timedependent": constant("position_timedependent"),
         "t_min": "p.time_bounds_lower",
         "t_max": "p.time_bounds_upper",
-        "t_resolution": "CAST(NULL AS DOUBLE PRECISION)",
-        "t_xel": "CAST(NULL AS BIGINT)",
+        "t_resolution": constant("t_resolution"),
+        "t_xel": constant("t_xel"),
         "obs_publisher_did": "p.obs_publisher_did",
         "s_fov": "p.s_fov",
-        "em_xel": "CAST(NULL AS BIGINT)",
-        "pol_states": "CAST(NULL AS TEXT)",
-        "pol_xel": "CAST(NULL AS BIGINT)",
+        "em_xel": constant("em_xel"),
+        "pol_states": constant("pol_states"),
+        "pol_xel": constant("pol_xel"),
         "cloud_access": '\'{"aws": {"bucket_name": "\' || '
         f'{dialect.config("s3_bucket")} || \'", "key":"\' || {key} || '
         '\'", "region": "\' || '
         f"{dialect.config('s3_region')} || '\"}}}}'",
-        "o_ucd": "CAST(NULL AS TEXT)",
-        "upload_row_id": "CAST(NULL AS BIGINT)",
+        "o_ucd": constant("o_ucd"),
+        "upload_row_id": constant("upload_row_id"),
     }
     assert list(obscore) == list(model.SPHEREX_OBSCORE_ORDER)
     hidden = [

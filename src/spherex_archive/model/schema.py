@@ -35,6 +35,14 @@ class Column:
             object.__setattr__(self, "arraysize", "*")
 
     @property
+    def adql_name(self) -> str:
+        """The name as ADQL must write it: delimited when it is a reserved word (the
+        ``"size"`` of TAP_SCHEMA.columns), as TAP_SCHEMA and /tables list it."""
+        from spherex_archive.adql.keywords import RESERVED_WORDS  # adql/ imports model/
+
+        return f'"{self.name}"' if self.name.upper() in RESERVED_WORDS else self.name
+
+    @property
     def is_region(self) -> bool:
         return self.xtype == "adql:REGION"
 

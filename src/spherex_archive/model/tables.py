@@ -617,7 +617,7 @@ OBSCORE_COLUMNS: dict[str, Column] = {
             "proposal_id",
             "char",
             "meta.id;obs.proposal",
-            "Proposal.identifier",
+            "Provenance.Proposal.identifier",
             "Proposal id (none)",
         ),
         _oc("obs_title", "char", "meta.title;obs", "DataID.title", "Title of the dataset"),
@@ -731,6 +731,31 @@ SPHEREX_OBSCORE_ORDER = (
     "upload_row_id",
 )
 """The 51 columns of IRSA's SIA answer, in its order (spec §5.1)."""
+
+SPHEREX_OBSCORE_CONSTANTS: dict[str, str | int | None] = {
+    "facility_name": "SPHEREx",
+    "instrument_name": "SPHEREx",
+    "energy_emband": "Infrared",
+    "facility_keywords": None,
+    "instrument_keywords": None,
+    "environment_photometric": None,
+    "proposal_id": None,
+    "proposal_pi": None,
+    "target_type": "field",
+    "target_standard": 0,
+    "target_moving": 0,
+    "target_keywords": None,
+    "position_timedependent": 0,
+    "t_resolution": None,
+    "t_xel": None,
+    "em_xel": None,
+    "pol_states": None,
+    "pol_xel": None,
+    "o_ucd": None,
+    "upload_row_id": None,
+}
+"""spherex.obscore columns with one value for every SPHEREx dataset (spec §5.1): the view
+writes them as literals, and SIA fills them in without asking the database for them."""
 
 _ALL_OBSCORE = {**OBSCORE_COLUMNS, **SPHEREX_OBSCORE_EXTRA}
 

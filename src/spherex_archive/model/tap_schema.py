@@ -23,7 +23,7 @@ def column_rows(tables: tuple[Table, ...] = PUBLIC_TABLES) -> list[tuple]:
             rows.append(
                 (
                     t.qualified,
-                    c.name,
+                    c.adql_name,
                     c.datatype,
                     c.arraysize,
                     c.xtype,

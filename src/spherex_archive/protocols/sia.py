@@ -8,14 +8,13 @@ input parameters with units, and the collections a COLLECTION may name.
 
 from __future__ import annotations
 
-import itertools
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from spherex_archive.adql.errors import AdqlError
 from spherex_archive.catalogue.base import QueryTimeout
+from spherex_archive.config import Settings
 from spherex_archive.formats.votable import Param, param_element
 from spherex_archive.model.schema import Column
 from spherex_archive.protocols import vosi
@@ -29,7 +28,7 @@ from spherex_archive.server.dali import (
     single,
     table_response,
 )
-from spherex_archive.services.query import QueryAnswer, QueryEngine
+from spherex_archive.services.query import QueryEngine
 from spherex_archive.services.shapes import ValueProblem
 from spherex_archive.services.sia import POL_STATES, SiaService
 
@@ -48,13 +47,17 @@ def service(request: Request) -> SiaService:
     return SiaService(engine, settings.base_url)
 
 
-def _search(sia: SiaService, params: dict[str, list[str]], limit: int) -> QueryAnswer:
-    """The answer with its first row already read, so that a database error is an error
-    document, not a broken stream."""
+def _answer(
+    sia: SiaService, params: dict[str, list[str]], limit: int, fmt: ResponseFormat, base: str
+) -> Response:
+    """The whole answer, made in one worker thread: search, self-description, and the first
+    megabyte of the document (so that a database error is an error document, not a broken
+    stream)."""
     answer = sia.search(params, limit)
-    first = list(itertools.islice(answer.rows, 1))
-    answer.rows = itertools.chain(first, answer.rows)
-    return answer
+    description = self_description(base + BASE, sia.collections())
+    return table_response(
+        fmt, answer.columns, answer.rows, overflow=answer.overflow, resources=[description]
+    )
 
 
 @router.api_route(BASE, methods=["GET", "POST"], include_in_schema=False)
@@ -65,9 +68,8 @@ async def query(request: Request) -> Response:
         fmt = response_format(single(params, "RESPONSEFORMAT"))
         settings = request.app.state.settings
         limit = maxrec(params, settings.default_maxrec, settings.max_maxrec)
-        sia = service(request)
-        answer = await run_in_threadpool(_search, sia, params, limit)
-        collections = await run_in_threadpool(sia.collections)
+        base = vosi.base_url(request)
+        return await run_in_threadpool(_answer, service(request), params, limit, fmt, base)
     except DaliError as error:
         return error_response(error.message, status=error.status, fmt=fmt)
     except (ValueProblem, AdqlError) as error:
@@ -79,10 +81,6 @@ async def query(request: Request) -> Response:
             status=503,
             fmt=fmt,
         )
-    description = self_description(vosi.base_url(request) + BASE, collections)
-    return table_response(
-        fmt, answer.columns, answer.rows, overflow=answer.overflow, resources=[description]
-    )
 
 
 def _input(name: str, datatype: str, description: str, **extra) -> Column:
@@ -152,7 +150,7 @@ def self_description(access_url: str, collections: list[str]) -> str:
     )
 
 
-def capabilities(root: str) -> list[vosi.Capability]:
+def capabilities(root: str, settings: Settings) -> list[vosi.Capability]:
     return [vosi.Capability(STANDARD_ID, root + BASE, role="std", version="2.0")]
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from spherex_archive.config import Settings
 from spherex_archive.formats.votable import xml_attr, xml_text
 
 CAPABILITIES = "ivo://ivoa.net/std/VOSI#capabilities"
@@ -95,20 +96,24 @@ def _catalogue_answers(request: Request) -> str | None:
 
 
 def add_routes(
-    router: APIRouter, base: str, capabilities: Callable[[str], list[Capability]], name: str
+    router: APIRouter,
+    base: str,
+    capabilities: Callable[[str, Settings], list[Capability]],
+    name: str,
 ) -> None:
     """``{base}/capabilities`` and ``{base}/availability`` for the service called ``name``;
-    ``capabilities(public base URL)`` lists what it offers besides these two."""
+    ``capabilities(public base URL, settings)`` lists what it offers besides these two."""
 
-    def own(root: str) -> list[Capability]:
+    def own(root: str, settings: Settings) -> list[Capability]:
         return [
-            *capabilities(root),
+            *capabilities(root, settings),
             Capability(CAPABILITIES, f"{root}{base}/capabilities"),
             Capability(AVAILABILITY, f"{root}{base}/availability"),
         ]
 
     async def capabilities_page(request: Request) -> Response:
-        return Response(capabilities_document(own(base_url(request))), media_type=MEDIA_TYPE)
+        document = capabilities_document(own(base_url(request), request.app.state.settings))
+        return Response(document, media_type=MEDIA_TYPE)
 
     async def availability_page(request: Request) -> Response:
         problem = await run_in_threadpool(_catalogue_answers, request)

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from spherex_archive import __version__
 from spherex_archive.catalogue import Catalogue, open_catalogue
 from spherex_archive.config import Settings, load_settings
-from spherex_archive.protocols import coverage, ibe, sia
+from spherex_archive.protocols import coverage, ibe, sia, tap
 from spherex_archive.server import landing, metrics
 from spherex_archive.server.middleware import ArchiveMiddleware
 from spherex_archive.store import Store, StoreError, open_store
@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ibe.router)
     app.include_router(sia.router)
     app.include_router(coverage.router)
+    app.include_router(tap.router)
     app.add_api_route("/", landing_page, methods=["GET", "HEAD"], response_class=HTMLResponse)
     app.add_api_route("/health", health, methods=["GET", "HEAD"])
     app.add_api_route("/metrics", metrics_page, methods=["GET"])
@@ -116,6 +117,12 @@ def publish_settings(catalogue: Catalogue, settings: Settings) -> None:
     except Exception:  # no schema yet (new file or database): create() says if it cannot
         catalogue.create()
         current = catalogue.config()
+    if not catalogue.is_current():  # made by another version: bring its views up to date
+        try:
+            catalogue.create()
+            log.info("catalogue views and TAP_SCHEMA updated to this version's model")
+        except Exception as error:  # a read-only account serves what it has
+            log.warning("catalogue made by another version, cannot update it: %s", error)
     if any(current.get(k) != v for k, v in wanted.items()):
         catalogue.set_config(**wanted)
         log.info("catalogue settings: %s", ", ".join(f"{k}={v}" for k, v in wanted.items()))

@@ -8,6 +8,7 @@ the client sent.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
-from spherex_archive.formats import tabular, votable
+from spherex_archive.formats import fits, tabular, votable
 from spherex_archive.model.schema import Column
 
 Params = dict[str, list[str]]
@@ -94,7 +95,7 @@ class ResponseFormat:
     """An output format: how to write a table, and the Content-Type to send."""
 
     name: str
-    """``votable``, ``csv``, ``tsv`` or ``html``."""
+    """``votable``, ``csv``, ``tsv``, ``fits`` or ``html``."""
     media_type: str
     serialization: str = "TABLEDATA"
     """For VOTable: TABLEDATA or BINARY2."""
@@ -124,6 +125,8 @@ class ResponseFormat:
             )
         if self.name == "csv":
             return tabular.write_csv(columns, rows)
+        if self.name == "fits":
+            return fits.write_fits(columns, rows)
         if self.name == "tsv":
             return tabular.write_tsv(columns, rows)
         return tabular.write_html(columns, rows, overflow=overflow)
@@ -141,6 +144,8 @@ FORMATS = {
     "text/csv": ResponseFormat("csv", tabular.CSV_MEDIA_TYPE),
     "tsv": ResponseFormat("tsv", tabular.TSV_MEDIA_TYPE),
     "text/tab-separated-values": ResponseFormat("tsv", tabular.TSV_MEDIA_TYPE),
+    "fits": ResponseFormat("fits", fits.MEDIA_TYPE),
+    "application/fits": ResponseFormat("fits", fits.MEDIA_TYPE),
     "html": ResponseFormat("html", tabular.HTML_MEDIA_TYPE),
     "text/html": ResponseFormat("html", tabular.HTML_MEDIA_TYPE),
 }
@@ -181,10 +186,24 @@ def table_response(
     infos: Mapping[str, str] | None = None,
     resources: Sequence[str] = (),
 ) -> Response:
-    """A streamed table (200 even when cut short: DALI overflow is in the document);
-    ``resources`` are VOTable RESOURCE elements after the results (other formats omit them)."""
-    body = fmt.write(columns, rows, overflow=overflow, infos=infos, resources=resources)
-    return StreamingResponse(body, media_type=fmt.media_type)
+    """A table answer (200 even when cut short: DALI overflow is in the document);
+    ``resources`` are VOTable RESOURCE elements after the results (other formats omit them).
+
+    Call it from a worker thread: it runs the query and writes up to ``WHOLE_ANSWER`` bytes
+    there, so a typical answer leaves in one piece with no thread hop per chunk; a longer one
+    streams the rest."""
+    body = iter(fmt.write(columns, rows, overflow=overflow, infos=infos, resources=resources))
+    head, size = [], 0
+    for chunk in body:
+        head.append(chunk)
+        size += len(chunk)
+        if size >= WHOLE_ANSWER:
+            return StreamingResponse(itertools.chain(head, body), media_type=fmt.media_type)
+    return Response(b"".join(head), media_type=fmt.media_type)
+
+
+WHOLE_ANSWER = 1 << 20
+"""Bytes of an answer written before it is sent: below this an answer is one response."""
 
 
 def error_response(

@@ -59,12 +59,38 @@ class Metrics:
             ["endpoint", "exception"],
             registry=self.registry,
         )
+        self.queries = Counter(
+            "spherex_queries",
+            "Catalogue queries answered (TAP), by service and outcome",
+            ["service", "outcome"],
+            registry=self.registry,
+        )
+        self.query_rows = Counter(
+            "spherex_query_rows",
+            "Rows returned by catalogue queries, by service",
+            ["service"],
+            registry=self.registry,
+        )
+        self.query_seconds = Histogram(
+            "spherex_query_duration_seconds",
+            "Time from a query's start to its last row, by service",
+            ["service"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.catalogue = CatalogueCollector(counts)
         self.registry.register(self.catalogue)
 
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(method, endpoint, str(status)).inc()
         self.latency.labels(method, endpoint).observe(seconds)
+
+    def query(self, service: str, rows: int | None, seconds: float) -> None:
+        """One query: ``rows`` None when it failed."""
+        self.queries.labels(service, "error" if rows is None else "ok").inc()
+        if rows is not None:
+            self.query_rows.labels(service).inc(rows)
+            self.query_seconds.labels(service).observe(seconds)
 
     def exception(self, endpoint: str, error: BaseException) -> None:
         self.errors.labels(endpoint, type(error).__name__).inc()

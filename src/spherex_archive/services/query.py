@@ -7,17 +7,17 @@ exception type with a position (AdqlError); a query running too long as QueryTim
 
 from __future__ import annotations
 
-import decimal
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
 
 from spherex_archive.adql.errors import AdqlError
 from spherex_archive.adql.parser import parse
 from spherex_archive.adql.translate import Translation, UploadTable, translate
+from spherex_archive.adql.tree import Query
 from spherex_archive.catalogue.base import Catalogue, QueryTimeout
-from spherex_archive.formats.cells import timestamp_text
+from spherex_archive.formats.cells import compile_function, timestamp_text
 from spherex_archive.model.schema import Column
 
 __all__ = ["AdqlError", "QueryAnswer", "QueryEngine", "QueryTimeout", "UploadTable"]
@@ -52,17 +52,28 @@ def _refused(error: BaseException) -> AdqlError:
     return AdqlError(f"the database could not run the query: {message}", 1, 1)
 
 
-def _converter(column: Column) -> Callable[[Any], Any] | None:
-    """Per-column fix-up of what the drivers return, so both databases answer alike."""
+def _fixed(column: Column, var: str) -> str:
+    """Python expression for a cell, fixed up so that both databases answer alike."""
     if column.datatype == "boolean":
-        return lambda v: v if v is None or isinstance(v, bool) else bool(v)
+        return f"({var} if {var} is None or {var}.__class__ is bool else bool({var}))"
     if column.is_timestamp:
-        return lambda v: v if v is None else timestamp_text(v)
-    if column.datatype in ("short", "int", "long"):
-        return lambda v: int(v) if isinstance(v, (decimal.Decimal, float)) else v
-    if column.datatype in ("float", "double"):
-        return lambda v: v if v is None or type(v) is float else float(v)
-    return None
+        return f"(None if {var} is None else _timestamp({var}))"
+    if column.datatype in ("short", "int", "long"):  # PostgreSQL sums and averages: Decimal
+        return f"({var} if {var}.__class__ is int or {var} is None else int({var}))"
+    if column.datatype in ("float", "double"):  # an integral REAL can come back as int
+        return f"({var} if {var}.__class__ is float or {var} is None else float({var}))"
+    return var
+
+
+@lru_cache(maxsize=256)
+def _fixer(columns: tuple[Column, ...]) -> Callable[[tuple], tuple] | None:
+    """One compiled function per column list (a call per cell costs as much as a query)."""
+    names = [f"v{i}" for i in range(len(columns))]
+    cells = [_fixed(c, n) for c, n in zip(columns, names, strict=True)]
+    if cells == names:
+        return None
+    source = f"def fix(row):\n    ({', '.join(names)},) = row\n    return ({', '.join(cells)},)\n"
+    return compile_function("fix", source, {"_timestamp": timestamp_text})
 
 
 class QueryEngine:
@@ -77,21 +88,23 @@ class QueryEngine:
 
     def translate(
         self,
-        adql: str,
+        adql: str | Query,
         uploads: Mapping[str, UploadTable] | None = None,
         *,
         internal: bool = False,
     ) -> Translation:
-        """The SQL for ``adql`` on this catalogue (AdqlError if it is not a valid query);
-        ``internal`` for the archive's own queries, which may read hidden columns."""
+        """The SQL for ``adql`` (text, or a syntax tree the archive built) on this catalogue
+        (AdqlError if it is not a valid query); ``internal`` for the archive's own queries,
+        which may read hidden columns."""
         try:
-            return translate(parse(adql), self.catalogue.dialect, uploads, internal=internal)
+            tree = parse(adql) if isinstance(adql, str) else adql
+            return translate(tree, self.catalogue.dialect, uploads, internal=internal)
         except RecursionError:
             raise AdqlError("the query is nested too deeply", 1, 1) from None
 
     def run(
         self,
-        adql: str,
+        adql: str | Query,
         *,
         maxrec: int | None = None,
         uploads: Mapping[str, UploadTable] | None = None,
@@ -114,16 +127,9 @@ class QueryEngine:
 
     @staticmethod
     def _rows(rows: Iterator[tuple], columns: list[Column]) -> Iterator[tuple]:
-        converters = [(i, f) for i, c in enumerate(columns) if (f := _converter(c)) is not None]
+        fix = _fixer(tuple(columns))
         try:
-            if not converters:
-                yield from rows
-                return
-            for row in rows:
-                cells = list(row)
-                for i, convert in converters:
-                    cells[i] = convert(cells[i])
-                yield tuple(cells)
+            yield from (rows if fix is None else map(fix, rows))
         except QueryTimeout:
             raise
         except DATABASE_ERRORS as error:
