@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 
-from bench_catalogue import catalogue_for, percentile
+from bench_catalogue import catalogue_for, percentile, warm
 from mdtable import print_table
 
 
@@ -46,6 +46,7 @@ def demo_catalogue(scratch: Path) -> tuple[str, Path, list[tuple[float, float]]]
     catalogue.create()
     if not catalogue.counts():
         ingest(catalogue, str(root))
+    warm(url)
     centres = catalogue.fetchall(
         f"SELECT s_ra, s_dec FROM {catalogue.dialect.public('spherex.obscore')} "
         "WHERE s_ra IS NOT NULL"

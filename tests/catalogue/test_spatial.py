@@ -150,3 +150,26 @@ def test_polygon_intersection():
                 assert exact
             if not exact:
                 assert not sampled
+
+
+def test_scalar_circle_test_agrees_with_the_vectorised_one():
+    rng = np.random.default_rng(12)
+    for _ in range(3000):
+        ra0, dec0 = rng.uniform(0, 360), np.degrees(np.arcsin(rng.uniform(-1, 1)))
+        size = rng.uniform(0.01, 4)
+        corners = [
+            (ra0 + dx * size, np.clip(dec0 + dy * size, -89.9, 89.9))
+            for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))
+        ]
+        record = spatial.footprint_records(
+            np.array([[c[0] % 360 for c in corners]]), np.array([[c[1] for c in corners]])
+        )
+        centre = spatial.unit_vectors(
+            ra0 + rng.normal(0, 3), np.clip(dec0 + rng.normal(0, 3), -90, 90)
+        )
+        radius = np.radians(rng.uniform(0.001, 5))
+        exact = bool(spatial.intersects_circle(record, centre, radius)[0])
+        scalar = spatial.intersects_circle_scalar(
+            record[0].astype("<f8").tobytes(), *centre, radius
+        )
+        assert bool(scalar) == exact

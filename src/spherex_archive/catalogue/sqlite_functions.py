@@ -46,7 +46,7 @@ def contains_radec(blob: bytes | None, ra: float | None, dec: float | None) -> i
 def intersects_circle(blob, x, y, z, radius_rad) -> int | None:
     if blob is None or radius_rad is None:
         return None
-    return int(spatial.intersects_circle(_record(blob), np.array([x, y, z]), radius_rad)[0])
+    return spatial.intersects_circle_scalar(blob, x, y, z, radius_rad)
 
 
 def intersects_circle_radec(blob, ra, dec, radius_deg) -> int | None:
