@@ -274,3 +274,76 @@ def test_base_page(tap):
     reply = request(tap)
     assert reply.status == 200 and reply.headers["content-type"].startswith("text/html")
     assert reply.body.decode().count("<li>") >= 5
+
+
+# --------------------------------------------------------------------------------------------
+# Async (UWS) and the IVOA validator
+
+
+def test_pyvo_run_async(tap):
+    import pyvo
+
+    table = pyvo.dal.TAPService(tap).run_async(CONE).to_table()
+    assert len(table) == 16
+
+
+def test_pyvo_submit_run_wait_fetch(tap):
+    import pyvo
+
+    job = pyvo.dal.TAPService(tap).submit_job(
+        "SELECT TOP 5 obs_id FROM spherex.obscore ORDER BY obs_id", maxrec=3
+    )
+    assert job.phase == "PENDING"
+    job.run()
+    job.wait(phases=["COMPLETED", "ERROR", "ABORTED"], timeout=120)
+    assert job.phase == "COMPLETED"
+    result = job.fetch_result().to_table()
+    assert len(result) == 3
+    assert job.result_uri.startswith(tap + "/async/")
+    job.delete()
+
+
+def test_async_errors_are_votable_documents(tap):
+    import pyvo
+    from pyvo.dal.exceptions import DALQueryError
+
+    with pytest.raises(DALQueryError, match="unknown table"):
+        pyvo.dal.TAPService(tap).run_async("SELECT * FROM nowhere")
+
+
+def test_async_upload(tap):
+    import pyvo
+
+    positions = Table({"id": [7], "ra": [RA], "dec": [DEC]})
+    result = (
+        pyvo.dal.TAPService(tap)
+        .run_async(
+            "SELECT u.id, COUNT(*) AS images FROM TAP_UPLOAD.pos AS u JOIN ivoa.obscore AS o "
+            "ON CONTAINS(POINT('ICRS', u.ra, u.dec), o.s_region) = 1 GROUP BY u.id",
+            uploads={"pos": positions},
+        )
+        .to_table()
+    )
+    assert list(result["images"]) == [16]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(STILTS is None, reason="stilts is not installed")
+def test_taplint_finds_no_errors_or_warnings(tap, archive_server, tmp_path):
+    """Every taplint stage: 0 errors, 0 warnings; the one failure is the absent ObsLocTAP
+    table, as with GAVO DaCHS. The report is printed into the test output."""
+    import subprocess
+
+    if archive_server.backend != "sqlite":
+        pytest.skip("one catalogue is enough for the validator")
+    result = subprocess.run(
+        [STILTS, "taplint", f"tapurl={tap}", "report=EWFS"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    report = result.stdout + result.stderr
+    print(report)
+    (tmp_path / "taplint.txt").write_text(report)
+    problems = [line for line in report.splitlines() if line[:2] in ("E-", "W-", "F-")]
+    assert problems == ["F-LOC-NOTP-1 No table with name ivoa.obsplan"], "\n".join(problems)

@@ -10,6 +10,7 @@ documents, all generated from the model, so /tables, TAP_SCHEMA and every FIELD 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -17,11 +18,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from spherex_archive.adql.errors import AdqlError
+from spherex_archive.catalogue import CatalogueError, open_catalogue
 from spherex_archive.catalogue.base import QueryTimeout
+from spherex_archive.config import Settings
+from spherex_archive.formats import votable
 from spherex_archive.formats.votable import xml_attr, xml_text
+from spherex_archive.jobs import JobFailure, JobKind, Result, TaskContext
+from spherex_archive.jobs.engine import durations
 from spherex_archive.model import tables as model
 from spherex_archive.model.schema import Column, Table
 from spherex_archive.protocols import vosi
+from spherex_archive.protocols.uws import uws_router
 from spherex_archive.server.dali import (
     DaliError,
     ResponseFormat,
@@ -107,6 +114,71 @@ async def sync(request: Request) -> Response:
 
 
 # --------------------------------------------------------------------------------------------
+# Async: UWS jobs whose task runs the same query in a worker
+
+
+def error_document(message: str) -> tuple[bytes, str]:
+    """``{job}/error`` of a failed TAP job: a VOTable error document (TAP §2.2)."""
+    return votable.error_document(message), votable.MEDIA_TYPE
+
+
+JOBS = JobKind("tap", "spherex_archive.protocols.tap:run_job", error_document)
+
+
+def run_job(ctx: TaskContext) -> list[Result]:
+    """An async TAP query, in a worker process: parameters are checked now (TAP 1.1 §2.7),
+    the answer is written to the job's directory while it streams from the database."""
+    settings = Settings.model_validate(ctx.settings)
+    try:
+        fmt = output_format(ctx.parameters)
+        limit = maxrec(ctx.parameters, settings.default_maxrec, settings.max_maxrec)
+        catalogue = open_catalogue(settings.catalogue)
+    except (DaliError, CatalogueError) as error:
+        raise JobFailure(getattr(error, "message", str(error))) from None
+    # The job's execution duration is the limit here (the executor stops the job).
+    timeout = float(settings.job_max_duration or 10**9)
+    engine = QueryEngine(catalogue, timeout=timeout, max_rows=settings.max_maxrec)
+
+    def inline(name: str) -> bytes | None:
+        path = ctx.uploads.get(name)
+        return path.read_bytes() if path is not None else None
+
+    def stoppable(rows: Iterator[tuple]) -> Iterator[tuple]:
+        for i, row in enumerate(rows):
+            if i % 10_000 == 0 and ctx.should_stop():
+                raise JobFailure("the job was stopped")
+            yield row
+
+    filename = "result." + SUFFIXES[fmt.name]
+    try:
+        answer = tap.run_query(engine, ctx.parameters, limit, inline, limits(settings))
+        query = ctx.parameters["QUERY"][0]
+        body = fmt.write(
+            answer.columns,
+            stoppable(answer.rows),
+            overflow=answer.overflow,
+            infos={"QUERY": query},
+        )
+        with (ctx.workdir / filename).open("wb") as out:
+            for chunk in body:
+                out.write(chunk)
+    except (ValueProblem, AdqlError) as error:
+        raise JobFailure(str(error)) from None
+    except QueryTimeout:
+        raise JobFailure(
+            f"the query ran longer than this service's limit ({timeout:g} s)"
+        ) from None
+    finally:
+        catalogue.close()
+    return [Result("result", filename, fmt.media_type)]
+
+
+SUFFIXES = {"votable": "xml", "csv": "csv", "tsv": "tsv", "fits": "fits", "html": "html"}
+
+router.include_router(uws_router(BASE + "/async", JOBS))
+
+
+# --------------------------------------------------------------------------------------------
 # Capabilities (TAPRegExt)
 
 FEATURES = {
@@ -177,7 +249,8 @@ def table_access(settings) -> str:
         + outputs
         + uploads
         + "\n"
-        + _limits("executionDuration", settings.sync_timeout, settings.query_timeout)
+        + _limits("retentionPeriod", settings.job_destruction, settings.job_destruction)
+        + _limits("executionDuration", *durations(JOBS, settings))
         + _limits("outputLimit", settings.default_maxrec, settings.max_maxrec, "row")
         + _limits("uploadLimit", settings.upload_max_bytes, settings.upload_max_bytes, "byte")
     )

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from spherex_archive import __version__
+from spherex_archive import __version__, jobs
 from spherex_archive.catalogue import Catalogue, open_catalogue
 from spherex_archive.config import Settings, load_settings
 from spherex_archive.protocols import coverage, ibe, sia, tap
@@ -52,8 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
     app_metrics = metrics.Metrics(catalogue.counts)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with jobs.lifespan(app):  # the UWS job engine, app.state.jobs
+            yield
         catalogue.close()
 
     # No OpenAPI pages: the services are described by their IVOA capabilities.

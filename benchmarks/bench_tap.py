@@ -1,0 +1,150 @@
+"""TAP sync latency through HTTP beside the same query's SQL, and streaming throughput.
+
+    python benchmarks/bench_tap.py [--planes 1000000 10000000] [--backends sqlite postgresql]
+        [--queries 300] [--stream-rows 1000000] [--scratch /tmp]
+
+For each catalogue (``bench_catalogue.py``'s synthetic survey, filled once and reused) a real
+``spherex-archive serve`` process answers TAP sync cone queries (images meeting a 0.1-degree
+circle at random positions, VOTable) over one kept-alive connection; the same queries are
+then timed as the translated SQL run directly through the catalogue in this process, rows
+fetched. The difference of the medians is what TAP adds (parsing, translation, VOTable, HTTP).
+Then one ``SELECT * FROM ivoa.obscore`` of --stream-rows rows is read through HTTP: rows per
+second, and the server's peak memory (VmHWM) before and after. Markdown tables; compare
+medians, the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+
+from bench_catalogue import catalogue_for, percentile
+from bench_sia import serve, sky_positions
+from mdtable import print_table
+from spherex_archive.services.query import QueryEngine
+
+
+def cone(ra: float, dec: float) -> str:
+    return (
+        "SELECT * FROM ivoa.obscore WHERE "
+        f"INTERSECTS(s_region, CIRCLE('ICRS', {ra!r}, {dec!r}, 0.1)) = 1"
+    )
+
+
+def through_http(port: int, queries: list[str]) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    times = []
+    for query in queries:
+        body = urlencode({"LANG": "ADQL", "QUERY": query, "MAXREC": 1_000_000})
+        started = time.perf_counter()
+        conn.request(
+            "POST", "/TAP/sync", body, {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        response = conn.getresponse()
+        data = response.read()
+        times.append(time.perf_counter() - started)
+        if response.status != 200:
+            raise SystemExit(f"TAP answered {response.status}: {data[:500]!r}")
+    conn.close()
+    return times
+
+
+def through_sql(engine: QueryEngine, queries: list[str]) -> list[float]:
+    times = []
+    for query in queries:
+        sql = engine.translate(query)
+        started = time.perf_counter()
+        rows = list(engine.catalogue.query(sql.sql, sql.params).rows)
+        times.append(time.perf_counter() - started)
+        del rows
+    return times
+
+
+def peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def stream(port: int, pid: int, rows: int) -> tuple[float, int, int]:
+    """(rows per second, server peak KiB before, after) of one big answer."""
+    before = peak_kib(pid)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+    query = f"SELECT TOP {rows} * FROM ivoa.obscore"
+    body = urlencode({"LANG": "ADQL", "QUERY": query, "MAXREC": rows})
+    started = time.perf_counter()
+    conn.request("POST", "/TAP/sync", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    response = conn.getresponse()
+    count = 0
+    while chunk := response.read(1 << 20):
+        count += chunk.count(b"<TR>")
+    seconds = time.perf_counter() - started
+    return count / seconds, before, peak_kib(pid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--planes", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--stream-rows", type=int, default=1_000_000)
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp"))
+    args = parser.parse_args()
+    rng = np.random.default_rng(5)
+    queries = [cone(ra, dec) for ra, dec in sky_positions(args.queries, rng)]
+    latency, streaming = [], []
+    for planes in args.planes:
+        for backend in args.backends:
+            catalogue = catalogue_for(backend, planes, args.scratch)
+            engine = QueryEngine(catalogue, timeout=600, max_rows=10_000_000)
+            log = args.scratch / f"bench-tap-{backend}-{planes}.log"
+            process, port = serve(catalogue.url, args.scratch, 1, log)
+            try:
+                through_http(port, queries[:20])  # warm caches on both paths
+                through_sql(engine, queries[:20])
+                http_times = through_http(port, queries)
+                sql_times = through_sql(engine, queries)
+                if planes >= args.stream_rows:
+                    rate, before, after = stream(port, process.pid, args.stream_rows)
+                    streaming.append(
+                        [f"{planes:,}", backend, f"{args.stream_rows:,}", f"{rate:,.0f}",
+                         f"{before / 1024:.0f}", f"{after / 1024:.0f}"]
+                    )  # fmt: skip
+            finally:
+                process.terminate()
+                process.wait(60)
+                catalogue.close()
+            tap, sql = statistics.median(http_times), statistics.median(sql_times)
+            latency.append(
+                [
+                    f"{planes:,}",
+                    backend,
+                    f"{tap * 1000:.1f}",
+                    f"{percentile(http_times, 99) * 1000:.1f}",
+                    f"{sql * 1000:.1f}",
+                    f"{percentile(sql_times, 99) * 1000:.1f}",
+                    f"{(tap - sql) * 1000:.1f}",
+                ]
+            )
+    print(f"\n{args.queries} cone queries (0.1 deg, SELECT *, VOTable) per row\n")
+    print_table(
+        ["planes", "backend", "TAP median ms", "TAP p99 ms", "SQL median ms", "SQL p99 ms",
+         "TAP overhead ms"],
+        latency,
+    )  # fmt: skip
+    if streaming:
+        print("\nOne big answer through TAP sync (VOTable TABLEDATA)\n")
+        print_table(
+            ["planes", "backend", "rows", "rows/s", "server peak MB before", "after"], streaming
+        )
+
+
+if __name__ == "__main__":
+    main()
