@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from spherex_archive.catalogue import open_catalogue
 from spherex_archive.ingest.run import ingest
 from spherex_archive.services.query import QueryEngine
+
+RELEASED = dt.datetime(2026, 1, 27, 19, 52, 50, tzinfo=dt.UTC)
 
 
 def _url(backend: str, tmp_path_factory) -> tuple[str, str | None]:
@@ -29,7 +32,8 @@ def catalogues(small_release, tmp_path_factory):
     for backend in ("sqlite", "postgresql"):
         url, db = _url(backend, tmp_path_factory)
         cat = open_catalogue(url)
-        ingest(cat, str(small_release), workers=2, progress=False)
+        # One release date for both, so that every column of both catalogues can agree.
+        ingest(cat, str(small_release), workers=2, progress=False, release_date=RELEASED)
         made[backend] = cat
         if db:
             dropped.append(db)

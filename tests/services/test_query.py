@@ -16,6 +16,7 @@ from spherex_archive.adql.errors import AdqlError
 from spherex_archive.adql.translate import UploadTable
 from spherex_archive.catalogue.base import QueryTimeout
 from spherex_archive.model.schema import Column
+from spherex_archive.protocols.tap import EXAMPLES
 from spherex_archive.services.query import QueryEngine
 from tests.adql import strategies
 
@@ -124,6 +125,13 @@ def test_cutout_urls_on_artifact_and_plane(engines, position):
     ],
 )
 def test_same_answer_on_both_databases(engines, adql):
+    same_rows(engines, adql, ordered="ORDER BY" in adql)
+
+
+@pytest.mark.parametrize("key", [example[0] for example in EXAMPLES])
+def test_the_served_examples_answer_alike(engines, key):
+    """/TAP/examples holds the queries real clients send (spec §5.2)."""
+    (adql,) = [example[3] for example in EXAMPLES if example[0] == key]
     same_rows(engines, adql, ordered="ORDER BY" in adql)
 
 

@@ -395,7 +395,8 @@ EXAMPLES = (
         "ObsCore rows with their CAOM planes",
         "Joins spherex.obscore to spherex.plane on the dataset id.",
         "SELECT TOP 10 o.obs_id, o.energy_bandpassname, p.provenance_version\n"
-        "FROM spherex.obscore o JOIN spherex.plane p ON o.obs_publisher_did = p.obs_publisher_did",
+        "FROM spherex.obscore o JOIN spherex.plane p ON o.obs_publisher_did = p.obs_publisher_did\n"
+        "ORDER BY obs_id, energy_bandpassname",
         "spherex.obscore",
     ),
     (
@@ -410,7 +411,7 @@ EXAMPLES = (
         "Level-2 files of a release",
         "Artifacts of QR2 spectral images, by path.",
         "SELECT TOP 20 uri, contentlength FROM spherex.artifact\n"
-        "WHERE uri LIKE '%/spherex/qr2/level2/%'",
+        "WHERE uri LIKE '%/spherex/qr2/level2/%' ORDER BY uri",
         "spherex.artifact",
     ),
     (
