@@ -394,9 +394,9 @@ EXAMPLES = (
         "obscore-plane",
         "ObsCore rows with their CAOM planes",
         "Joins spherex.obscore to spherex.plane on the dataset id.",
-        "SELECT TOP 10 o.obs_id, o.energy_bandpassname, p.provenance_version\n"
+        "SELECT TOP 10 o.obs_id, o.energy_bandpassname AS band, p.provenance_version\n"
         "FROM spherex.obscore o JOIN spherex.plane p ON o.obs_publisher_did = p.obs_publisher_did\n"
-        "ORDER BY obs_id, energy_bandpassname",
+        "ORDER BY obs_id, band",
         "spherex.obscore",
     ),
     (
