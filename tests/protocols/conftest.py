@@ -1,5 +1,6 @@
-"""A real uvicorn server on 127.0.0.1 over a bare FastAPI app with the IBE router, once over the
-local release and once over the same release in moto's S3 server."""
+"""Real uvicorn servers on 127.0.0.1: a bare app with the IBE router, once over the local
+release and once over the same release in moto's S3 server (``server``); and the whole archive
+over the small release ingested into each catalogue backend (``archive_server``)."""
 
 from __future__ import annotations
 
