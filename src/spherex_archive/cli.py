@@ -387,6 +387,16 @@ def _load_settings(config_file: Path | None, **overrides):
         _fail(str(error))
 
 
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML settings file (also SPHEREX_ARCHIVE_CONFIG).",
+)
+"""The settings file option of the commands that read settings (serve, config)."""
+
+
 @main.command()
 @click.option(
     "--catalogue",
@@ -409,13 +419,7 @@ def _load_settings(config_file: Path | None, **overrides):
     type=click.IntRange(min=1),
     help="Server processes; each opens the catalogue and the store itself.",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="TOML settings file (also SPHEREX_ARCHIVE_CONFIG).",
-)
+@config_option
 @click.option(
     "--base-url",
     default=None,
@@ -510,13 +514,7 @@ def serve(catalogue, data, host, port, workers, config_file, base_url):
 
 
 @main.command("config")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="TOML settings file (also SPHEREX_ARCHIVE_CONFIG).",
-)
+@config_option
 def show_config(config_file):
     """Print the effective settings as TOML, each with where its value comes from.
 

@@ -70,8 +70,11 @@ def _answer(
     engine = QueryEngine(
         state.catalogue, timeout=settings.sync_timeout, max_rows=settings.max_maxrec
     )
-    answer = tap.run_query(engine, params, limit, inline.get, limits(settings))
-    query = params["QUERY"][0]
+    query = single(params, "QUERY")
+    uploads = params.get("UPLOAD", [])
+    answer = tap.run_query(
+        engine, single(params, "LANG"), query, uploads, limit, inline.get, limits(settings)
+    )
     owner = request.client.host if request.client else "-"
     answer = tap.logged(answer, owner, query, lambda n, s: state.metrics.query("tap-sync", n, s))
     return table_response(
@@ -129,9 +132,11 @@ def run_job(ctx: TaskContext) -> list[Result]:
     """An async TAP query, in a worker process: parameters are checked now (TAP 1.1 §2.7),
     the answer is written to the job's directory while it streams from the database."""
     settings = Settings.model_validate(ctx.settings)
+    params = ctx.parameters
     try:
-        fmt = output_format(ctx.parameters)
-        limit = maxrec(ctx.parameters, settings.default_maxrec, settings.max_maxrec)
+        fmt = output_format(params)
+        limit = maxrec(params, settings.default_maxrec, settings.max_maxrec)
+        lang, query = single(params, "LANG"), single(params, "QUERY")
         catalogue = open_catalogue(settings.catalogue)
     except (DaliError, CatalogueError) as error:
         raise JobFailure(getattr(error, "message", str(error))) from None
@@ -151,8 +156,9 @@ def run_job(ctx: TaskContext) -> list[Result]:
 
     filename = "result." + SUFFIXES[fmt.name]
     try:
-        answer = tap.run_query(engine, ctx.parameters, limit, inline, limits(settings))
-        query = ctx.parameters["QUERY"][0]
+        answer = tap.run_query(
+            engine, lang, query, params.get("UPLOAD", []), limit, inline, limits(settings)
+        )
         body = fmt.write(
             answer.columns,
             stoppable(answer.rows),

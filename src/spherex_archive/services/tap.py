@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,27 +173,20 @@ def load_uploads(
 
 def run_query(
     engine: QueryEngine,
-    params: Mapping[str, list[str]],
+    lang: str | None,
+    query: str | None,
+    upload_values: list[str],
     maxrec: int,
     inline: Callable[[str], bytes | None],
     limits: Limits,
 ) -> QueryAnswer:
-    """Check and run a TAP request (LANG, QUERY, UPLOAD) with ``maxrec`` rows at most."""
-    check_language(_single(params, "LANG"))
-    query = _single(params, "QUERY")
+    """Check and run a TAP request (its LANG, QUERY and UPLOAD values) with ``maxrec`` rows
+    at most."""
+    check_language(lang)
     if query is None or not query.strip():
         raise TapUsageError("QUERY is missing: give the ADQL query")
-    uploads = load_uploads(params.get("UPLOAD", []), inline, limits)
+    uploads = load_uploads(upload_values, inline, limits)
     return engine.run(query, maxrec=maxrec, uploads=uploads)
-
-
-def _single(params: Mapping[str, list[str]], name: str) -> str | None:
-    values = params.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise TapUsageError(f"{name} was given {len(values)} times; it takes one")
-    return values[0]
 
 
 def logged(answer: QueryAnswer, owner: str, query: str, on_done: Callable[[int, float], None]):
