@@ -394,7 +394,7 @@ config_option = click.option(
     default=None,
     help="TOML settings file (also SPHEREX_ARCHIVE_CONFIG).",
 )
-"""The settings file option of the commands that read settings (serve, config)."""
+"""The settings file option of the commands that read settings (serve, config, mirror)."""
 
 
 @main.command()
@@ -547,6 +547,95 @@ def show_config(config_file):
             click.echo(f"# {name} = (not set)  # {source}")
         else:
             click.echo(f"{name} = {json.dumps(value)}  # {source}")
+
+
+@main.command()
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("dest", metavar="DEST")
+@click.option(
+    "--endpoint-url",
+    default=None,
+    help="Endpoint URL of an S3-compatible server (MinIO, Ceph, moto). Default: s3_endpoint "
+    "of the settings (--config, SPHEREX_ARCHIVE_S3_ENDPOINT), else AWS.",
+)
+@click.option(
+    "--workers",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Files uploaded at once.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="List what would be uploaded; change nothing in the bucket."
+)
+@config_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def mirror(directory, dest, endpoint_url, workers, dry_run, config_file, quiet):
+    """Copy a release into an S3 bucket under the keys IRSA's bucket uses.
+
+    DIR is a bucket root (like synth's --out), a release folder (.../qr2) or one delivery
+    folder; DEST is s3://bucket or s3://bucket/prefix. The bucket must exist.
+
+    What is copied: every file in the release folders (qr2/...): spectral images, calibration
+    files, MD5SUMS manifests. Not truth/ nor anything else beside the release folders, not
+    partial copies (*.part), not symbolic links to folders or out of the release.
+
+    \b
+    Keys: a file's path under the bucket root, which is IRSA's on-prem path after
+    /ibe/data/spherex/ (the layout of the nasa-irsa-spherex bucket):
+      DIR/qr2/level2/2025W29_2A/l2b-v20-2025-266/1/level2_...fits
+      -> s3://BUCKET/qr2/level2/2025W29_2A/l2b-v20-2025-266/1/level2_...fits
+
+    Mirror into the bucket root and name the bucket in the settings (s3_bucket): the
+    catalogue's cloud_access then points at these objects, and serve --data s3://BUCKET
+    serves the same files as the folder.
+
+    Idempotent: each object carries the MD5 of its bytes as metadata (x-amz-meta-md5), and
+    an object with the size and MD5 of the local file is skipped, so running the command again
+    uploads only what is new or changed and completes an interrupted mirror. Local MD5s come
+    from the delivery's MD5SUMS, else are computed; a file that differs from its MD5SUMS entry
+    is not uploaded. Content types are those serve sends (application/fits for .fits). A run
+    killed during a large upload leaves an incomplete multipart upload in the bucket: an
+    AbortIncompleteMultipartUpload lifecycle rule removes those.
+
+    Credentials are AWS's usual ones: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
+    AWS_PROFILE, ~/.aws/credentials or an instance role; also for S3-compatible servers.
+
+    Exit status: 0 when every file is in the bucket, 1 when some failed (listed on stderr;
+    the others were copied), 2 for a usage error (no release in DIR, no bucket, no
+    credentials).
+
+    \b
+    Examples:
+      spherex-archive mirror /data/spherex s3://my-spherex --dry-run
+      AWS_PROFILE=archive spherex-archive mirror /data/spherex s3://my-spherex --workers 16
+      spherex-archive mirror /data/spherex/qr2/level2/2025W51_1A/l2b-v21-2025-354 \\
+                             s3://spherex --endpoint-url http://minio:9000
+    """
+    from spherex_archive.mirror import mirror as run_mirror
+
+    settings = _load_settings(config_file, s3_endpoint=endpoint_url)
+    try:
+        report = run_mirror(
+            directory,
+            dest,
+            endpoint_url=settings.s3_endpoint,
+            workers=workers,
+            dry_run=dry_run,
+            progress=not quiet,
+        )
+    except (ValueError, OSError) as error:
+        _fail(str(error))
+    if dry_run:
+        for key in report.uploaded:
+            click.echo(f"would upload {key}")
+    for kind, entries in (("ignored", report.ignored), ("failed", report.failed)):
+        for key, reason in entries[:20]:
+            click.echo(f"{kind} {key}: {reason}", err=True)
+        if len(entries) > 20:
+            click.echo(f"... and {len(entries) - 20} more {kind}", err=True)
+    click.echo(report.summary())
+    sys.exit(1 if report.failed else 0)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ from spherex_archive.catalogue import open_catalogue
 from spherex_archive.ingest.run import ingest
 from tests.ingest.test_ingest import dump
 
+# moto's servers in one process share one in-memory backend: a bucket name of its own keeps
+# other tests' objects out of this one.
+BUCKET = "spherex-ingest-test"
+
 
 @pytest.fixture(scope="module")
 def subset(small_release, tmp_path_factory):
@@ -46,11 +50,11 @@ def bucket(subset):
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
-    client.create_bucket(Bucket="spherex-test")
+    client.create_bucket(Bucket=BUCKET)
     for path in subset.rglob("*"):
         key = path.relative_to(subset).as_posix()
         if path.is_file():
-            client.upload_file(str(path), "spherex-test", key)
+            client.upload_file(str(path), BUCKET, key)
     yield endpoint
     server.stop()
 
@@ -63,9 +67,7 @@ def test_ingest_from_s3_equals_ingest_from_disk(bucket, subset, new_catalogue_ur
         "client_kwargs": {"endpoint_url": bucket, "region_name": "us-east-1"},
     }
     from_s3 = open_catalogue(new_catalogue_url("sqlite"))
-    report = ingest(
-        from_s3, "s3://spherex-test", storage_options=options, workers=2, progress=False
-    )
+    report = ingest(from_s3, f"s3://{BUCKET}", storage_options=options, workers=2, progress=False)
     assert not report.rejected
     from_disk = open_catalogue(new_catalogue_url("sqlite"))
     ingest(from_disk, str(subset), workers=2, progress=False)
@@ -76,7 +78,7 @@ def test_ingest_from_s3_equals_ingest_from_disk(bucket, subset, new_catalogue_ur
     single = open_catalogue(new_catalogue_url("sqlite"))
     report = ingest(
         single,
-        f"s3://spherex-test/{delivery.as_posix()}",
+        f"s3://{BUCKET}/{delivery.as_posix()}",
         storage_options=options,
         workers=1,
         progress=False,

@@ -10,6 +10,7 @@ import pytest
 from astropy.io import fits
 
 from spherex_archive.store import FsspecStore, LocalStore, NotFound, Store
+from spherex_archive.store.base import coalesce
 from tests.store.fixtures import BUCKET, CREDENTIALS, manifest
 
 DELIVERY = "qr2/gain_factors/base-2025-158"
@@ -67,6 +68,29 @@ def test_ranges_read_the_file_bytes(store, release):
     assert b"".join(chunks) == data[1000:]
     whole = hashlib.md5(b"".join(store.iter_range(key, 0, len(data), 1 << 20))).hexdigest()
     assert whole == manifest(release)[key]
+
+
+def test_many_ranges_in_one_call(store, release):
+    key = level2_key(release)
+    data = (release / key).read_bytes()
+    # Out of order, overlapping, touching, far apart, empty and past the end.
+    ranges = [(5000, 5100), (10, 20), (15, 40), (40, 41), (len(data) - 3, len(data) + 9), (7, 7)]
+    ranges.append((len(data) // 2, len(data) // 2 + 2880))
+    assert store.read_ranges(key, ranges) == [data[s:e] for s, e in ranges]
+    assert store.read_ranges(key, []) == []
+    with pytest.raises(NotFound):
+        store.read_ranges("qr2/missing.fits", [(0, 10), (20, 30)])
+    with pytest.raises(ValueError):
+        store.read_ranges(key, [(10, 5)])
+
+
+def test_coalesced_ranges_keep_their_members():
+    assert coalesce([(50, 60), (0, 10), (10, 20), (25, 30)], gap=0) == [
+        (0, 20, [1, 2]),
+        (25, 30, [3]),
+        (50, 60, [0]),
+    ]
+    assert coalesce([(50, 60), (0, 10), (25, 30)], gap=20) == [(0, 60, [1, 2, 0])]
 
 
 def test_bad_arguments_are_value_errors(store):

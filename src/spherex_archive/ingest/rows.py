@@ -15,9 +15,9 @@ import numpy as np
 from astropy.wcs import WCS, Sip
 
 from spherex_archive.catalogue.base import stable_id
-from spherex_archive.ingest.fitsfile import BadFile, Hdu
 from spherex_archive.products.calibration import CAL_NAME, parse_calibration_filename
 from spherex_archive.products.detectors import DETECTORS
+from spherex_archive.products.fitsfile import BadFile, Hdu
 from spherex_archive.products.naming import collection_name, parse_level2_filename
 
 LEVEL2_HDUS = ["PRIMARY", "IMAGE", "FLAGS", "VARIANCE", "ZODI", "PSF", "WCS-WAVE"]

@@ -32,7 +32,6 @@ from tqdm import tqdm
 from spherex_archive.catalogue import Catalogue
 from spherex_archive.catalogue.base import Writer
 from spherex_archive.ingest import coverage
-from spherex_archive.ingest.fitsfile import BadFile, read_hdus
 from spherex_archive.ingest.rows import (
     URI_PREFIX,
     FileRows,
@@ -40,6 +39,7 @@ from spherex_archive.ingest.rows import (
     is_calibration_name,
     level2_rows,
 )
+from spherex_archive.products.fitsfile import BadFile, read_hdus
 from spherex_archive.products.naming import LEVEL2_NAME
 
 RELEASE = re.compile(r"^qr\d*$")
@@ -118,7 +118,7 @@ def scan(fs, root: str, prefix: str) -> tuple[list[Candidate], list[tuple[str, s
         name = PurePosixPath(key).name
         if name == MANIFEST:
             folder = str(PurePosixPath(key).parent)
-            manifests[folder] = _read_manifest(fs.cat_file(full).decode())
+            manifests[folder] = read_manifest(fs.cat_file(full).decode())
         elif name.endswith(".part"):
             skipped.append((key, "partial file of an unfinished copy"))
         elif LEVEL2_NAME.match(name) or is_calibration_name(name):
@@ -127,11 +127,11 @@ def scan(fs, root: str, prefix: str) -> tuple[list[Candidate], list[tuple[str, s
             skipped.append((key, "not a SPHEREx product name"))
     candidates = []
     for key, size in sorted(files.items()):
-        candidates.append(Candidate(key, size, _manifest_md5(manifests, key)))
+        candidates.append(Candidate(key, size, manifest_md5(manifests, key)))
     return candidates, skipped
 
 
-def _read_manifest(text: str) -> dict[str, str]:
+def read_manifest(text: str) -> dict[str, str]:
     entries = {}
     for line in text.splitlines():
         md5, sep, name = line.strip().partition("  ")
@@ -140,7 +140,7 @@ def _read_manifest(text: str) -> dict[str, str]:
     return entries
 
 
-def _manifest_md5(manifests: dict[str, dict[str, str]], key: str) -> str | None:
+def manifest_md5(manifests: dict[str, dict[str, str]], key: str) -> str | None:
     path = PurePosixPath(key)
     for parent in path.parents:
         entries = manifests.get(str(parent))

@@ -4,16 +4,19 @@ Scripts written for IRSA (wget mirrors, curl range reads, astropy/fsspec remote 
 by changing the host. The store comes from ``request.app.state.store``; this module holds the
 HTTP semantics only: folder listings, conditional requests and byte ranges (RFC 9110).
 
-A file URL with ``?center=`` is a cutout request (spec §3); :func:`serve_cutout` is where the
-cutout engine takes over. Other query parameters are ignored on files.
+A file URL with ``?center=`` is a cutout request (spec §3), answered by the cutout engine
+(``services/cutout.py``), as is ``/ibe/cutout?path=...``. Other query parameters are ignored on
+files.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote
@@ -22,6 +25,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.responses import Response, StreamingResponse
 
+from spherex_archive.services.cutout import CutoutError, cut, open_image
 from spherex_archive.store import Entry, NotFound, Store
 
 PREFIX = "/ibe/data/spherex"
@@ -101,15 +105,149 @@ def _redirect(request: Request, canonical: str) -> Response:
 
 
 def serve_cutout(request: Request, store: Store, entry: Entry) -> Response:
-    """IRSA's cutout syntax on a file URL (``?center=<x>,<y>[units]&size=...``, spec §3).
+    """IRSA's cutout syntax on a file URL (``?center=<x>,<y>[units]&size=...``, spec §3)."""
+    return _cutout_response(store, entry, request.query_params)
 
-    This is where the cutout engine plugs in; until it exists the answer says so, rather than
-    sending the whole file to a client that asked for a few pixels.
-    """
-    return PlainTextResponse(
-        "Cutouts (?center=...&size=...) are not available on this server yet.\n",
-        status_code=501,
+
+@router.api_route("/ibe/cutout", methods=["GET", "HEAD"], include_in_schema=False)
+def cutout_endpoint(request: Request) -> Response:
+    """The same cutout with the file as a parameter (``path=qr2/level2/...``, or the full
+    ``/ibe/data/spherex/...`` path) and ``center=`` or ``ra=``/``dec=``: a form a DataLink
+    service descriptor can describe, since its only fixed part is the path."""
+    params = request.query_params
+    path = _one(params, "path")
+    if path is None:
+        return _bad_request("path= (the file under /ibe/data/spherex/) is required")
+    key = "/".join(part for part in path.removeprefix(PREFIX + "/").split("/") if part)
+    try:
+        entry = request.app.state.store.stat(key)
+    except NotFound:
+        return _not_found()
+    if entry.is_dir:
+        return _bad_request(f"{path} is a folder, not a file")
+    return _cutout_response(request.app.state.store, entry, params)
+
+
+def _cutout_response(store: Store, entry: Entry, params: Mapping[str, str]) -> Response:
+    try:
+        request = parse_cutout_request(params)
+        image = open_image(store, entry)
+        window = image.box(
+            request.centre,
+            request.size,
+            pixel_centre=request.pixel_centre,
+            pixel_size=request.pixel_size,
+        )
+        result = cut(store, image, window)
+    except CutoutError as error:  # NoOverlap included: IRSA answers 400 (spec §3)
+        return _bad_request(str(error))
+    except NotFound:
+        return _not_found()
+    return StreamingResponse(
+        result.iter_bytes(store),
+        headers={"Content-Length": str(result.size), "X-Content-Type-Options": "nosniff"},
+        media_type="application/fits",
     )
+
+
+ANGLE_UNITS = {"": 1.0, "d": 1.0, "deg": 1.0, "arcmin": 1 / 60, "arcsec": 1 / 3600}
+ANGLE_UNITS["rad"] = 180 / math.pi
+PIXEL_UNITS = ("px", "pix", "pixels")
+_VALUE = re.compile(r"^\s*([^,]+?)\s*(?:,\s*([^,]+?)\s*)?$")
+_NUMBER_UNIT = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Z]*)$")
+
+
+@dataclass(frozen=True)
+class CutoutRequest:
+    centre: tuple[float, float]
+    """RA, Dec in degrees, or a 0-based pixel position with ``pixel_centre``."""
+    size: tuple[float, float]
+    """Width (along NAXIS1) and height in degrees, or in pixels with ``pixel_size``."""
+    pixel_centre: bool
+    pixel_size: bool
+
+
+def parse_cutout_request(params: Mapping[str, str]) -> CutoutRequest:
+    """``center=x,y[units]`` (or ``ra=``/``dec=`` in degrees), ``size=w[,h][units]`` and
+    ``gzip=``, as IRSA's image server takes them; CutoutError says what is wrong.
+
+    Pixel centres are FITS pixel coordinates (1-based, as IRSA's C service and every FITS
+    tool count; unconfirmed for IRSA). ``gzip`` is accepted and the answer is plain FITS:
+    IRSA's SPHEREx cutouts are reported never gzipped (spec §3), and astropy reads both."""
+    centre_text = _one(params, "center")
+    ra_text, dec_text = _one(params, "ra"), _one(params, "dec")
+    if centre_text is None and ra_text is not None and dec_text is not None:
+        centre_text = f"{ra_text},{dec_text}"
+    if centre_text is None:
+        raise CutoutError("center=<ra>,<dec>[units] (or ra= and dec=) is required")
+    size_text = _one(params, "size")
+    if size_text is None:
+        raise CutoutError("size=<width>[,<height>][units] is required")
+    gzip = _one(params, "gzip")
+    if gzip is not None and gzip.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise CutoutError(f"gzip must be true or false, not {gzip!r}")
+
+    (x, y), centre_unit = _pair(centre_text, "center", single=False)
+    pixel_centre = centre_unit in PIXEL_UNITS
+    if pixel_centre:
+        centre = (x - 1.0, y - 1.0)
+    else:
+        factor = _angle_factor(centre_unit, "center")
+        ra, dec = x * factor, y * factor
+        if not -90.0 <= dec <= 90.0:
+            raise CutoutError(f"center: declination {dec:g} deg is outside [-90, 90]")
+        centre = (ra % 360.0, dec)
+    (width, height), size_unit = _pair(size_text, "size", single=True)
+    if width <= 0 or height <= 0:
+        raise CutoutError(f"size must be positive, not {size_text!r}")
+    pixel_size = size_unit in PIXEL_UNITS
+    if not pixel_size:
+        factor = _angle_factor(size_unit, "size")
+        width, height = width * factor, height * factor
+    return CutoutRequest(centre, (width, height), pixel_centre, pixel_size)
+
+
+def _pair(text: str, name: str, *, single: bool) -> tuple[tuple[float, float], str]:
+    """Two numbers (one, doubled, when ``single``) and their unit (lower case, "" for none)."""
+    match = _VALUE.match(text)
+    if match is None or (match.group(2) is None and not single):
+        shape = "w[,h][units]" if single else "x,y[units]"
+        raise CutoutError(f"{name} must look like {shape}, not {text!r}")
+    pieces = [p for p in match.groups() if p is not None]
+    values, units = [], []
+    for piece in pieces:
+        number = _NUMBER_UNIT.match(piece)
+        if number is None:
+            raise CutoutError(f"{name}: {piece!r} is not a number with an optional unit")
+        values.append(float(number.group(1)))
+        units.append(number.group(2).lower())
+    # IRSA's form puts one unit after the last value; a unit on each value must agree.
+    given = {u for u in units if u}
+    if len(given) > 1 or (len(units) == 2 and units[0] and not units[1]):
+        raise CutoutError(f"{name}: one unit for both values, not {text!r}")
+    unit = given.pop() if given else ""
+    if len(values) == 1:
+        values.append(values[0])
+    return (values[0], values[1]), unit
+
+
+def _angle_factor(unit: str, name: str) -> float:
+    if unit not in ANGLE_UNITS:
+        known = ", ".join(sorted(u for u in ANGLE_UNITS if u) + list(PIXEL_UNITS))
+        raise CutoutError(f"{name}: unknown unit {unit!r} (known: {known}; none means deg)")
+    return ANGLE_UNITS[unit]
+
+
+def _one(params: Mapping[str, str], name: str) -> str | None:
+    """A parameter by case-insensitive name (IRSA's URLs use lower case)."""
+    for key, value in params.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _bad_request(message: str) -> Response:
+    return PlainTextResponse(f"{message}\n", status_code=400)
 
 
 # ---------------------------------------------------------------------------------------------

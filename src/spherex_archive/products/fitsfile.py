@@ -1,6 +1,7 @@
 """Read the headers of a FITS file without its pixels, and check its structure.
 
-A spectral image's metadata is all in its PRIMARY and IMAGE headers (the first 9 blocks of a
+Shared by ingest (metadata, whole-file checks) and the cutout engine (where each HDU's bytes
+are). A spectral image's metadata is all in its PRIMARY and IMAGE headers (the first 9 blocks of a
 72 MB file); the other headers are read only to prove the file is whole: the walk from header
 to header must land exactly on the end of the file.
 """
@@ -120,7 +121,7 @@ STRUCTURAL = (
 )
 
 
-def _structure(raw: bytes) -> dict[str, str]:
+def structural_cards(raw: bytes) -> dict[str, str]:
     """The structural cards of a header, found with byte searches (a PSF header has 509 cards
     and needs 8 of them)."""
     cards: dict[str, str] = {}
@@ -133,7 +134,7 @@ def _structure(raw: bytes) -> dict[str, str]:
     return cards
 
 
-def _data_size(cards: dict[str, str]) -> int:
+def data_size(cards: dict[str, str]) -> int:
     try:
         naxis = int(cards.get("NAXIS", "0"))
         if naxis == 0:
@@ -158,11 +159,11 @@ def read_hdus(f: BinaryIO, size: int, parse: set[int]) -> list[Hdu]:
     offset = 0
     while offset < size:
         raw, data_start = _read_header(f, offset)
-        cards = _structure(raw)
+        cards = structural_cards(raw)
         header = parse_header(raw) if len(hdus) in parse else None
         name = cards.get("EXTNAME", "PRIMARY" if not hdus else "")
         hdus.append(Hdu(name, header, cards))
-        offset = data_start + _data_size(cards)
+        offset = data_start + data_size(cards)
         if offset > size:
             raise BadFile(
                 f"truncated: HDU {len(hdus) - 1} ({name}) needs {offset} bytes, the file has {size}"
