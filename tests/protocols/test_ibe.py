@@ -205,11 +205,19 @@ def test_other_query_parameters_are_ignored(server):
     assert reply.status == 200 and reply.body == data(server, YAML)
 
 
-@pytest.mark.parametrize("query", ["?center=10,10&size=5px", "?CENTER=210.8,54.3d&size=0.1"])
-def test_cutout_requests_go_to_the_cutout_handler(server, query):
+@pytest.mark.parametrize(
+    ("query", "status", "ctype"),
+    [
+        ("?center=10,10px&size=5px", 200, "application/fits"),
+        ("?CENTER=10,10PIX&Size=5px", 200, "application/fits"),
+        ("?center=210.8,-54.3d&size=0.1", 400, "text/plain; charset=utf-8"),
+    ],
+)
+def test_cutout_requests_go_to_the_cutout_handler(server, query, status, ctype):
+    """Details are in test_ibe_cutout.py; here: the file URL dispatches on ``center``."""
     reply = request(server.url(level2(server)) + query)
-    assert reply.status == 501
-    assert b"Cutouts" in reply.body
+    assert reply.status == status
+    assert reply.headers["content-type"] == ctype
 
 
 # ---------------------------------------------------------------------------------------------

@@ -135,13 +135,15 @@ def test_only_the_needed_bytes_are_read(small_release):
     window = Window(5, 7, 25, 19)
     store.bytes_read = 0
     result = cut(store, image, window)
-    assert result.bytes_read == store.bytes_read == 4 * window.nx * window.ny * 4
-    # The copied PSF and table are read only while the answer streams.
+    pixels = store.bytes_read
+    assert pixels == 4 * window.nx * window.ny * 4
+    # The copied PSF and table are read only while the answer streams (the PRIMARY, a header
+    # only, was read with the layout).
     psf = next(h for h in image.hdus if h.name == "PSF")
     table = next(h for h in image.hdus if h.name == "WCS-WAVE")
-    copied = image.hdus[0].end + (psf.end - psf.header_start) + (table.end - table.header_start)
+    copied = (psf.end - psf.header_start) + (table.end - table.header_start)
     assert result.size == sum(len(p) for p in result.iter_bytes(store))
-    assert store.bytes_read == result.bytes_read + copied
+    assert store.bytes_read == pixels + copied
 
 
 def test_no_overlap_and_bad_windows(store, small_release):
@@ -295,5 +297,5 @@ def test_full_size_window_rule_and_header_example(full_size):
         assert len(hdul["WCS-WAVE"].data["X"][0]) == 13  # the D4 table, copied whole
     # The pixel rows read: the window's rows of each plane and nothing else.
     store.bytes_read = 0
-    result = cut(store, image, image.box((ra[0], dec[0]), (0.1, 0.1)))
-    assert result.bytes_read == store.bytes_read == 4 * 59 * 59 * 4
+    cut(store, image, image.box((ra[0], dec[0]), (0.1, 0.1)))
+    assert store.bytes_read == 4 * 59 * 59 * 4

@@ -45,6 +45,18 @@ class Param:
     """Allowed values, written as VALUES/OPTION (a service's choices, e.g. its collections)."""
     ref: str | None = None
     """ID of the FIELD the value comes from (a service descriptor's input)."""
+    minimum: Any = None
+    maximum: Any = None
+    """Limits, written as VALUES/MIN and MAX: a scalar, or a sequence for a whole array value
+    (a SODA CIRCLE's largest useful circle)."""
+
+
+@dataclass(frozen=True)
+class IdentifiedColumn(Column):
+    """A column whose FIELD carries an XML ``ID``: what a service descriptor's ``ref`` names
+    (DataLink §4), so a client fills the parameter from this column of each row."""
+
+    xml_id: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,23 +108,39 @@ def field_element(column: Column) -> str:
     null = cells.null_value(column)
     if null is not None:
         inner += f'<VALUES null="{null}"/>'
-    return _element("FIELD", _metadata(column), inner or None)
+    identity = {"ID": column.xml_id} if isinstance(column, IdentifiedColumn) else {}
+    return _element("FIELD", {**identity, **_metadata(column)}, inner or None)
 
 
 def param_element(param: Param) -> str:
     column = param.column
+    # An array with no value (a service input the user supplies) is written empty, as DataLink
+    # §4 has it: pyvo sends a non-empty array value ("NaN NaN") with every call.
+    empty = param.value is None and cells.is_array(column)
     attributes = {
         **_metadata(column),
-        "value": cells.value_text(column, param.value),
+        "value": "" if empty else cells.value_text(column, param.value),
         "ref": param.ref,
     }
     inner = (
         f"<DESCRIPTION>{xml_text(column.description)}</DESCRIPTION>" if column.description else ""
     )
-    if param.options:
-        options = "".join(_element("OPTION", {"value": o}) for o in param.options)
-        inner += f"<VALUES>{options}</VALUES>"
+    limits = "".join(
+        _element(tag, {"value": _limit_text(column, value)})
+        for tag, value in (("MIN", param.minimum), ("MAX", param.maximum))
+        if value is not None
+    )
+    options = "".join(_element("OPTION", {"value": o}) for o in param.options)
+    if limits or options:
+        inner += f"<VALUES>{limits}{options}</VALUES>"
     return _element("PARAM", attributes, inner or None)
+
+
+def _limit_text(column: Column, value: Any) -> str:
+    # A scalar limit of an array parameter bounds each element (SODA's BAND MIN and MAX).
+    if isinstance(value, (list, tuple)):
+        return cells.value_text(column, value)
+    return cells.scalar_text(column)(value)
 
 
 def _head() -> str:

@@ -8,6 +8,8 @@ input parameters with units, and the collections a COLLECTION may name.
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -15,9 +17,9 @@ from starlette.responses import Response
 from spherex_archive.adql.errors import AdqlError
 from spherex_archive.catalogue.base import QueryTimeout
 from spherex_archive.config import Settings
-from spherex_archive.formats.votable import Param, param_element
+from spherex_archive.formats.votable import IdentifiedColumn, Param, param_element
 from spherex_archive.model.schema import Column
-from spherex_archive.protocols import vosi
+from spherex_archive.protocols import datalink, vosi
 from spherex_archive.server.dali import (
     DaliError,
     ResponseFormat,
@@ -30,7 +32,7 @@ from spherex_archive.server.dali import (
 )
 from spherex_archive.services.query import QueryEngine
 from spherex_archive.services.shapes import ValueProblem
-from spherex_archive.services.sia import POL_STATES, SiaService
+from spherex_archive.services.sia import COLUMNS, POL_STATES, SiaService
 
 BASE = "/SIA"
 STANDARD_ID = "ivo://ivoa.net/std/SIA#query-2.0"
@@ -55,9 +57,20 @@ def _answer(
     stream)."""
     answer = sia.search(params, limit)
     description = self_description(base + BASE, sia.collections())
+    links = datalink.discovery_descriptor(base, DATASET_ID)
     return table_response(
-        fmt, answer.columns, answer.rows, overflow=answer.overflow, resources=[description]
+        fmt, LINKED_COLUMNS, answer.rows, overflow=answer.overflow, resources=[description, links]
     )
+
+
+DATASET_ID = "obs_publisher_did"
+LINKED_COLUMNS = [
+    IdentifiedColumn(**dataclasses.asdict(c), xml_id=DATASET_ID) if c.name == DATASET_ID else c
+    for c in COLUMNS
+]
+"""The answer's columns, the dataset ids' FIELD with an XML ID: the DataLink descriptor's ``ref``
+names it, so that pyvo's iter_datalinks() finds every row's links (access_url is the file here,
+as at IRSA, not the links document)."""
 
 
 @router.api_route(BASE, methods=["GET", "POST"], include_in_schema=False)

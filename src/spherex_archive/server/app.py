@@ -22,7 +22,7 @@ from starlette.responses import Response
 from spherex_archive import __version__, jobs
 from spherex_archive.catalogue import Catalogue, open_catalogue
 from spherex_archive.config import Settings, load_settings
-from spherex_archive.protocols import coverage, ibe, sia, tap
+from spherex_archive.protocols import coverage, datalink, ibe, sia, tap
 from spherex_archive.server import landing, metrics
 from spherex_archive.server.middleware import ArchiveMiddleware
 from spherex_archive.store import Store, StoreError, open_store
@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sia.router)
     app.include_router(coverage.router)
     app.include_router(tap.router)
+    app.include_router(datalink.router)
     app.add_api_route("/", landing_page, methods=["GET", "HEAD"], response_class=HTMLResponse)
     app.add_api_route("/health", health, methods=["GET", "HEAD"])
     app.add_api_route("/metrics", metrics_page, methods=["GET"])

@@ -23,6 +23,9 @@ Params = dict[str, list[str]]
 """Parameter name (upper case) -> its values, in the order sent."""
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_FIELDS = 200_000
+"""Fields a POST body may hold (Starlette allows 1000): pyvo's iter_datalinks() posts the ID
+of every row of an answer at once, and a default SIA answer has up to 100,000 rows."""
 
 
 class DaliError(Exception):
@@ -42,7 +45,7 @@ async def dali_params(request: Request) -> Params:
     for name, value in request.query_params.multi_items():
         params.setdefault(name.upper(), []).append(value)
     if request.method == "POST" and _media_type(request) in FORM_TYPES:
-        form = await request.form()
+        form = await request.form(max_fields=FORM_FIELDS)
         for name, value in form.multi_items():
             if isinstance(value, str):
                 params.setdefault(name.upper(), []).append(value)
@@ -54,7 +57,7 @@ async def dali_files(request: Request) -> dict[str, UploadFile]:
     part ``x``, and that reference is case-sensitive."""
     if request.method != "POST" or _media_type(request) != "multipart/form-data":
         return {}
-    form = await request.form()  # parsed once per request; Starlette keeps it
+    form = await request.form(max_fields=FORM_FIELDS)  # parsed once; Starlette keeps it
     return {k: v for k, v in form.multi_items() if isinstance(v, UploadFile)}
 
 

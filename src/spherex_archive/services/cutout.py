@@ -46,6 +46,8 @@ SHIFTED = ("CRPIX1", "CRPIX2", "CRPIX1A", "CRPIX2A", "CRPIX1W", "CRPIX2W")
 """Cards holding a pixel position: each loses the crop origin (spec §3)."""
 
 TABLE_NAME = "WCS-WAVE"
+_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+"""numpy types of FITS BITPIX values (big-endian, as stored)."""
 FAR = math.radians(60.0)
 """Sky points further than this from an image's centre are not placed on its pixel grid (the
 tangent projection degenerates towards 90 deg); a region reaching that far is cut generously."""
@@ -289,6 +291,63 @@ class SpectralImage:
             )
         return Window(window.x0, window.y0 + int(rows[0]), window.x1, window.y0 + int(rows[-1]) + 1)
 
+    def window_ranges(self, window: Window) -> list[tuple[int, int]]:
+        """Byte ranges of ``window``'s rows in each plane, plane after plane (rows are
+        contiguous in a FITS image, so one range per row and plane)."""
+        width = self.shape[1]
+        ranges: list[tuple[int, int]] = []
+        for plane in self.planes:
+            bpp = plane.bytes_per_pixel
+            for y in range(window.y0, window.y1):
+                start = plane.data_start + (y * width + window.x0) * bpp
+                ranges.append((start, start + window.nx * bpp))
+        return ranges
+
+    def read_window(self, window: Window) -> dict[str, np.ndarray]:
+        """The pixels of ``window`` (inside the frame) in every plane, by EXTNAME (IMAGE,
+        FLAGS, VARIANCE, ZODI), as native-endian arrays: only those rows' bytes are read."""
+        rows = self._store.read_ranges(self.key, self.window_ranges(window))
+        out: dict[str, np.ndarray] = {}
+        for k, plane in enumerate(self.planes):
+            raw = b"".join(rows[k * window.ny : (k + 1) * window.ny])
+            array = np.frombuffer(raw, _DTYPES[int(plane.cards["BITPIX"])])
+            out[plane.name] = array.reshape(window.ny, window.nx).astype(
+                array.dtype.newbyteorder("=")
+            )
+        return out
+
+    @cached_property
+    def psf_cards(self) -> dict[str, float]:
+        """The numeric cards of the PSF header (``CRPIX1``, ``OVERSAMP``, ``XCTR_k``,
+        ``YCTR_k``, ... of spec §2.6), read on first use."""
+        span = self._psf_span()
+        raw = self._store.read_range(self.key, span.header_start, span.data_start)
+        cards: dict[str, float] = {}
+        for at in range(0, len(raw), CARD):
+            card = raw[at : at + CARD].decode("ascii", "replace")
+            if card[8:10] == "= ":
+                try:
+                    cards[card[:8].strip()] = float(card[10:].split("/")[0])
+                except ValueError:
+                    continue  # a string or logical card
+        return cards
+
+    def psf_plane(self, index: int) -> np.ndarray:
+        """Plane ``index`` (0-based, spec §2.6: zone k is plane k - 1) of the PSF cube, read
+        alone."""
+        span = self._psf_span()
+        ny, nx = span.shape[-2:]
+        size = ny * nx * span.bytes_per_pixel
+        start = span.data_start + index * size
+        raw = self._store.read_range(self.key, start, start + size)
+        return np.frombuffer(raw, _DTYPES[int(span.cards["BITPIX"])]).reshape(ny, nx)
+
+    def _psf_span(self) -> HduSpan:
+        span = next((h for h in self.hdus if h.name == "PSF"), None)
+        if span is None or len(span.shape) != 3:
+            raise CutoutError(f"{self.key} has no PSF cube")
+        return span
+
     def wavelength_range(self) -> tuple[float, float]:
         """Smallest and largest wavelength (um) of the frame's pixel centres."""
         height, width = self.shape
@@ -398,8 +457,6 @@ class Cutout:
     image: SpectralImage
     window: Window
     parts: list[bytes | tuple[int, int]]
-    bytes_read: int
-    """Bytes read from the parent to make the cropped planes (headers are cached)."""
 
     @property
     def size(self) -> int:
@@ -429,12 +486,7 @@ def cut(store: Store, image: SpectralImage, window: Window, *, number: int | Non
     if not (0 <= window.x0 < window.x1 <= width and 0 <= window.y0 < window.y1 <= height):
         raise CutoutError(f"window {window} is outside the {width} x {height} frame")
     plane_indexes = {p.index for p in image.planes}
-    ranges: list[tuple[int, int]] = []
-    for plane in image.planes:
-        bpp = plane.bytes_per_pixel
-        for y in range(window.y0, window.y1):
-            start = plane.data_start + (y * width + window.x0) * bpp
-            ranges.append((start, start + window.nx * bpp))
+    ranges = image.window_ranges(window)
     rows = store.read_ranges(image.key, ranges)
     per_plane = window.ny
 
@@ -444,7 +496,9 @@ def cut(store: Store, image: SpectralImage, window: Window, *, number: int | Non
     for span in image.hdus:
         if span.index == 0 and span.index not in plane_indexes:
             if number is None:
-                parts.append((span.header_start, span.end))
+                # A data-less PRIMARY is already in memory: no request for it.
+                empty = span.end == span.data_start
+                parts.append(image.headers[0] if empty else (span.header_start, span.end))
             continue
         if span.index in plane_indexes:
             k = [p.index for p in image.planes].index(span.index)
@@ -459,7 +513,19 @@ def cut(store: Store, image: SpectralImage, window: Window, *, number: int | Non
             parts.append(_rename(raw, number))
             if span.end > span.data_start:
                 parts.append((span.data_start, span.end))
-    return Cutout(image, window, parts, sum(e - s for s, e in ranges))
+    return Cutout(image, window, _merged(parts))
+
+
+def _merged(parts: list[bytes | tuple[int, int]]) -> list[bytes | tuple[int, int]]:
+    """Adjacent copied ranges as one (PSF and WCS-WAVE: one request to an object store)."""
+    out: list[bytes | tuple[int, int]] = []
+    for part in parts:
+        last = out[-1] if out else None
+        if isinstance(part, tuple) and isinstance(last, tuple) and last[1] == part[0]:
+            out[-1] = (last[0], part[1])
+        else:
+            out.append(part)
+    return out
 
 
 def _edit_header(raw: bytes, window: Window, number: int | None) -> bytes:
