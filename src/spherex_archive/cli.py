@@ -638,5 +638,117 @@ def mirror(directory, dest, endpoint_url, workers, dry_run, config_file, quiet):
     sys.exit(1 if report.failed else 0)
 
 
+@main.command()
+@click.option("--ra", type=float, help="Right ascension of the source (degrees, ICRS).")
+@click.option("--dec", type=float, help="Declination of the source (degrees, ICRS).")
+@click.option(
+    "--sources",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A table of sources instead (VOTable, FITS, ECSV or CSV) with columns ra, dec (degrees) "
+    "and optionally id.",
+)
+@_catalogue_option
+@click.option(
+    "--data",
+    default=".",
+    show_default=True,
+    help="Bucket root of the files: a folder (as written by synth --out) or s3://bucket.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["psf", "aperture"]),
+    default="psf",
+    show_default=True,
+    help="PSF fit at the position, or aperture photometry with a PSF aperture correction.",
+)
+@click.option(
+    "--bkg-region-size",
+    type=int,
+    default=15,
+    show_default=True,
+    help="Outer radius of the background annulus, pixels (8-100).",
+)
+@click.option("--time", "times", multiple=True, help="MJD interval 'lo hi' (repeatable, ORed).")
+@click.option(
+    "--band", "bands", multiple=True, help="Wavelength interval 'lo hi' in metres (repeatable)."
+)
+@click.option("--collection", "collections", multiple=True, help="Only this collection.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="spectrophotometry",
+    show_default=True,
+    help="Folder for the results (created).",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    default=None,
+    help="Measure a list of sources on this Dask scheduler (tcp://host:8786), or 'local' for a "
+    "LocalCluster on this machine.",
+)
+@click.option(
+    "--base-url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Archive URL the DataLink document's links point to.",
+)
+def spectrophotometry(
+    ra, dec, sources, catalogue, data, method, bkg_region_size, times, bands, collections, out,
+    dask_address, base_url,
+):  # fmt: skip
+    """Measure a source's SPHEREx spectrum here, as the archive's spectrophotometry service
+    does: forced photometry at --ra/--dec (or at each position of --sources) in every spectral
+    image of the catalogue that covers it, read from --data.
+
+    Writes into --out: measurements.xml (VOTable, one row per image), measurements.csv,
+    measurements.ecsv, spectrum.xml (binned on the 102 channels), spectrum.png and
+    datalink.xml. Columns and units: docs/spectrophotometry.md.
+    """
+    from spherex_archive.protocols.spectrophotometry import no_measurement_message, write_results
+    from spherex_archive.services import spectrophotometry as sp
+
+    if (ra is None) != (dec is None):
+        _fail("give both --ra and --dec")
+    if ra is None and sources is None:
+        _fail("give --ra and --dec, or --sources")
+    try:
+        targets = [sp.Source("POINT1", *sp.parse_point(f"{ra} {dec}"))] if ra is not None else []
+        if sources is not None:
+            targets += sp.read_sources(sources)
+        options = sp.Options(bkg_region_size, method, times, bands, collections)
+        found = _measure(targets, options, catalogue, data, dask_address)
+    except sp.SpectrophotometryError as error:
+        _fail(str(error))
+    out.mkdir(parents=True, exist_ok=True)
+    message = no_measurement_message(targets, found)
+    for result in write_results(out, targets, found, options, base_url, message):
+        click.echo(f"{result.id}: {out / result.filename}")
+    click.echo(f"{len(found)} measurements of {len(targets)} sources")
+    if message:
+        click.echo(message, err=True)
+
+
+def _measure(targets, options, catalogue_url: str, data: str, dask_address: str | None):
+    from spherex_archive.catalogue import open_catalogue
+    from spherex_archive.services import spectrophotometry as sp
+    from spherex_archive.services.query import QueryEngine
+    from spherex_archive.store import open_store
+
+    if dask_address:
+        from distributed import Client, LocalCluster
+
+        if dask_address == "local":
+            with LocalCluster(dashboard_address=None) as cluster, Client(cluster) as client:
+                return sp.measure_on_dask(client, catalogue_url, data, targets, options)
+        with Client(dask_address) as client:
+            return sp.measure_on_dask(client, catalogue_url, data, targets, options)
+    cat = open_catalogue(catalogue_url)
+    try:
+        return sp.measure_sources(open_store(data), QueryEngine(cat), targets, options)
+    finally:
+        cat.close()
+
+
 if __name__ == "__main__":
     main()

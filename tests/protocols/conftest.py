@@ -74,7 +74,10 @@ def archive_server(request, small_release, tmp_path_factory) -> Iterator[ServedA
     catalogue = open_catalogue(url)
     ingest(catalogue, str(small_release), workers=2, progress=False, log=lambda _: None)
     catalogue.close()
-    app = create_app(Settings(catalogue=url, data=str(small_release)))
+    jobs = tmp_path_factory.mktemp(
+        "jobs"
+    )  # not ./jobs, where a PostgreSQL-backed server keeps them
+    app = create_app(Settings(catalogue=url, data=str(small_release), jobs_dir=str(jobs)))
     with serving(app, lifespan="on", access_log=False) as base:
         app.state.settings.base_url = base
         publish_settings(app.state.catalogue, app.state.settings)  # ObsCore's links too

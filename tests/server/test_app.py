@@ -75,7 +75,8 @@ def test_landing_page(archive):
     assert "ibe/data/spherex/" in links
     assert "health" in links and "metrics" in links
     assert "SIA" in links and "coverage/" in links and "TAP" in links
-    assert "soda/sync" not in links
+    assert "datalink/links/spherex" in links and "soda/sync" in links
+    assert "applications/spherex" not in links
     assert text.count("not on this server yet") == sum(
         not landing.available(s.path, route_paths(archive.app)) for s in landing.SERVICES
     )

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import numpy as np
-from astropy.wcs import WCS, Sip
 
 from spherex_archive.catalogue.base import stable_id
 from spherex_archive.products.calibration import CAL_NAME, parse_calibration_filename
 from spherex_archive.products.detectors import DETECTORS
-from spherex_archive.products.fitsfile import BadFile, Hdu
+from spherex_archive.products.fitsfile import BadFile, Hdu, celestial_wcs
 from spherex_archive.products.naming import collection_name, parse_level2_filename
 
 LEVEL2_HDUS = ["PRIMARY", "IMAGE", "FLAGS", "VARIANCE", "ZODI", "PSF", "WCS-WAVE"]
@@ -265,21 +264,7 @@ def _footprint(header: dict) -> tuple[np.ndarray, np.ndarray, tuple[float, float
     """
     n1, n2 = int(header["NAXIS1"]), int(header["NAXIS2"])
     try:
-        wcs = WCS(naxis=2)
-        wcs.wcs.ctype = [header["CTYPE1"], header["CTYPE2"]]
-        wcs.wcs.crval = [header["CRVAL1"], header["CRVAL2"]]
-        wcs.wcs.crpix = [header["CRPIX1"], header["CRPIX2"]]
-        wcs.wcs.cdelt = [header.get("CDELT1", 1.0), header.get("CDELT2", 1.0)]
-        wcs.wcs.pc = [
-            [header.get("PC1_1", 1.0), header.get("PC1_2", 0.0)],
-            [header.get("PC2_1", 0.0), header.get("PC2_2", 1.0)],
-        ]
-        if "LONPOLE" in header:
-            wcs.wcs.lonpole = header["LONPOLE"]
-        if "A_ORDER" in header:
-            wcs.sip = Sip(
-                *(_sip_matrix(header, name) for name in ("A", "B", "AP", "BP")), wcs.wcs.crpix
-            )
+        wcs = celestial_wcs(header)
         x = np.array([-0.5, n1 - 0.5, n1 - 0.5, -0.5, (n1 - 1) / 2])
         y = np.array([-0.5, -0.5, n2 - 0.5, n2 - 0.5, (n2 - 1) / 2])
         ra, dec = wcs.all_pix2world(x, y, 0)
@@ -290,17 +275,6 @@ def _footprint(header: dict) -> tuple[np.ndarray, np.ndarray, tuple[float, float
         raise BadFile("unreadable WCS: corners are not finite")
     ra = ra % 360.0
     return ra[:4], dec[:4], (float(ra[4]), float(dec[4])), scale
-
-
-def _sip_matrix(header: dict, name: str) -> np.ndarray | None:
-    order = header.get(f"{name}_ORDER")
-    if order is None:
-        return None
-    matrix = np.zeros((order + 1, order + 1))
-    for p in range(order + 1):
-        for q in range(order + 1 - p):
-            matrix[p, q] = header.get(f"{name}_{p}_{q}", 0.0)
-    return matrix
 
 
 def _stcs(ra: np.ndarray, dec: np.ndarray) -> str:

@@ -8,8 +8,12 @@ to header must land exactly on the end of the file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import numpy as np
+from astropy.wcs import WCS, Sip
 
 BLOCK = 2880
 
@@ -169,3 +173,36 @@ def read_hdus(f: BinaryIO, size: int, parse: set[int]) -> list[Hdu]:
                 f"truncated: HDU {len(hdus) - 1} ({name}) needs {offset} bytes, the file has {size}"
             )
     return hdus
+
+
+def celestial_wcs(header: Mapping[str, Any]) -> WCS:
+    """The celestial WCS, SIP included, of a header's values (:func:`parse_header`), assembled
+    from the values: astropy's ``WCS(Header)`` re-renders and verifies every card, 50-130 ms
+    for a real IMAGE header against about 2 ms, and gives the same transformations."""
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = [header["CTYPE1"], header["CTYPE2"]]
+    wcs.wcs.crval = [header["CRVAL1"], header["CRVAL2"]]
+    wcs.wcs.crpix = [header["CRPIX1"], header["CRPIX2"]]
+    wcs.wcs.cdelt = [header.get("CDELT1", 1.0), header.get("CDELT2", 1.0)]
+    wcs.wcs.pc = [
+        [header.get("PC1_1", 1.0), header.get("PC1_2", 0.0)],
+        [header.get("PC2_1", 0.0), header.get("PC2_2", 1.0)],
+    ]
+    if "LONPOLE" in header:
+        wcs.wcs.lonpole = header["LONPOLE"]
+    if "A_ORDER" in header:
+        wcs.sip = Sip(
+            *(_sip_matrix(header, name) for name in ("A", "B", "AP", "BP")), wcs.wcs.crpix
+        )
+    return wcs
+
+
+def _sip_matrix(header: Mapping[str, Any], name: str) -> np.ndarray | None:
+    order = header.get(f"{name}_ORDER")
+    if order is None:
+        return None
+    matrix = np.zeros((order + 1, order + 1))
+    for p in range(order + 1):
+        for q in range(order + 1 - p):
+            matrix[p, q] = header.get(f"{name}_{p}_{q}", 0.0)
+    return matrix

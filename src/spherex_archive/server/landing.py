@@ -143,6 +143,22 @@ def _examples(base: str, ra: float, dec: float) -> list[tuple[str, str, str]]:
             f'curl "{base}/TAP/sync?LANG=ADQL&QUERY={quote(query)}"',
         ),
         (
+            "/ibe/data/spherex/",
+            "Cut out 0.1 deg around your source, all seven HDUs (IRSA's syntax)",
+            f'curl -o cutout.fits "{base}/ibe/data/spherex/qr2/level2/<period>/<delivery>/<det>/'
+            f'<file>.fits?center={ra},{dec}&size=0.1"',
+        ),
+        (
+            "/datalink/links/spherex",
+            "Every cutout of a search, through DataLink and SODA (pyvo)",
+            "import pyvo\n\n"
+            f'sia = pyvo.dal.sia2.SIA2Service("{base}/SIA")\n'
+            f'images = sia.search(pos=({ra}, {dec}, 0.01), collection="spherex_qr2_deep")\n'
+            "for image in images[:5]:\n"
+            f"    cutout = image.processed(circle=({ra}, {dec}, 0.05))  # a FITS file object\n"
+            '    open(image["obs_id"] + ".fits", "wb").write(cutout.read())',
+        ),
+        (
             "/SIA",
             "pyvo",
             "import pyvo\n\n"

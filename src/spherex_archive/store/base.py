@@ -147,6 +147,13 @@ class Store(abc.ABC):
     """Bytes of gap below which two ranges are read as one: 0 (only touching ranges merge)
     where a read costs a system call, larger where it costs an HTTP request."""
 
+    def copy_range(self, key: str, start: int, end: int, out: BinaryIO) -> None:
+        """Write bytes ``[start, end)`` of a file to ``out``, a file open for writing at the
+        place they go: how a job assembles a large result (bulk cutouts) from pieces of
+        archive files without holding them."""
+        _check_range(start, end)
+        self._copy_range(self._checked(key), start, end, out)
+
     def open(self, key: str) -> BinaryIO:
         """A seekable binary file object (for astropy, fsspec-style readers and byte-range
         readers such as the cutout engine). The caller closes it."""
@@ -169,6 +176,10 @@ class Store(abc.ABC):
 
     def _read_ranges(self, key: str, ranges: list[tuple[int, int]]) -> list[bytes]:
         return [self._read_range(key, start, end) for start, end in ranges]
+
+    def _copy_range(self, key: str, start: int, end: int, out: BinaryIO) -> None:
+        for chunk in self._iter_range(key, start, end, DEFAULT_CHUNK_SIZE):
+            out.write(chunk)
 
 
 def coalesce(ranges: Sequence[tuple[int, int]], gap: int) -> list[tuple[int, int, list[int]]]:
