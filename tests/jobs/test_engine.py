@@ -56,10 +56,12 @@ def abort(job_url: str) -> None:
 
 def test_abort_stops_the_work(uws, tmp_path):
     """A job that honours should_stop, one that does not (killed after the grace time), and
-    one aborted at once."""
+    one aborted at once. Their work outlasts the kill's grace time (2 s) with room to spare,
+    so a loaded machine cannot let a stubborn job finish before it is killed."""
+    work = "6"
     markers = {mode: tmp_path / f"{mode}.done" for mode in ("sleep", "stubborn")}
     urls = {
-        mode: uws.create(MODE=mode, SECONDS="3", MARKER=str(marker), PHASE="RUN")
+        mode: uws.create(MODE=mode, SECONDS=work, MARKER=str(marker), PHASE="RUN")
         for mode, marker in markers.items()
     }
     for url in urls.values():
@@ -75,10 +77,10 @@ def test_abort_stops_the_work(uws, tmp_path):
     # starting), it never runs to its end.
     markers["early"] = tmp_path / "early.done"
     urls["early"] = uws.create(
-        MODE="stubborn", SECONDS="3", MARKER=str(markers["early"]), PHASE="RUN"
+        MODE="stubborn", SECONDS=work, MARKER=str(markers["early"]), PHASE="RUN"
     )
     abort(urls["early"])
-    time.sleep(max(0.0, 4.0 - (time.monotonic() - started)))  # past the end of their work
+    time.sleep(max(0.0, float(work) + 1 - (time.monotonic() - started)))  # past their end
     assert not any(marker.exists() for marker in markers.values())
     assert all(phase(url) == "ABORTED" for url in urls.values())
 

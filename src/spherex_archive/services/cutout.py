@@ -16,7 +16,6 @@ to read the edited cards and its value formatter to write them.
 
 from __future__ import annotations
 
-import io
 import math
 import threading
 from collections import OrderedDict
@@ -167,9 +166,26 @@ class SpectralImage:
         if span is None:
             raise CutoutError(f"{self.key} has no {TABLE_NAME} table")
         raw = self._store.read_range(self.key, span.header_start, span.end)
-        stub = fits.PrimaryHDU().header.tostring().encode("ascii")
-        with fits.open(io.BytesIO(stub + raw)) as hdul:
-            return WaveTable.from_hdu(hdul[1])
+        header = parse_header(raw[: span.data_start - span.header_start])
+        row = raw[span.data_start - span.header_start :]
+        # One row of X (nJ), Y (mJ) and VALUES ((2nm)E, k fastest, then x, then y), as §2.7
+        # describes it: read directly, as fits.open of the table costs 15 ms a file.
+        forms = [str(header.get(f"TFORM{i}", "")).strip() for i in (1, 2, 3)]
+        names = [str(header.get(f"TTYPE{i}", "")).strip() for i in (1, 2, 3)]
+        try:
+            n, m, count = (int(f[:-1]) for f in forms)
+        except ValueError:
+            n = m = count = -1
+        if (
+            names != ["X", "Y", "VALUES"]
+            or [f[-1:] for f in forms] != list("JJE")
+            or (count != 2 * n * m)
+        ):
+            raise CutoutError(f"{self.key}: its {TABLE_NAME} table is not laid out as §2.7 says")
+        x = np.frombuffer(row, ">i4", n, 0).astype(float)
+        y = np.frombuffer(row, ">i4", m, 4 * n).astype(float)
+        values = np.frombuffer(row, ">f4", count, 4 * (n + m)).astype(float).reshape(m, n, 2)
+        return WaveTable(x, y, values)
 
     @cached_property
     def centre(self) -> np.ndarray:
