@@ -29,6 +29,11 @@ SERVICES = (
     Service("/datalink/links/spherex", "DataLink", "Every file and service behind a dataset id."),
     Service("/soda/sync", "SODA", "Cutouts of spectral images (CIRCLE, POLYGON, POS, BAND)."),
     Service("/coverage/", "Coverage", "MOCs of each collection; which collections cover a region."),
+    Service(
+        "/api/spherex/spectrophotometry/async",
+        "Spectrophotometry",
+        "A source's spectrum measured on every image that covers it (UWS jobs: POINT=ra,dec).",
+    ),
     Service("/applications/spherex", "Data Explorer", "Search and view images in the browser."),
     Service("/health", "Health", "Liveness: the catalogue answers (JSON, 503 when not)."),
     Service("/metrics", "Metrics", "Prometheus metrics of this server."),
