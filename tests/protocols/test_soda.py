@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import time
-import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 import requests
 from astropy.io import fits
 from astropy.io.votable import parse_single_table
-from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS
 
 from spherex_archive.catalogue import open_catalogue
@@ -33,6 +31,7 @@ from spherex_archive.store import LocalStore
 from tests.jobs.service import wait_for
 from tests.protocols.client import Reply, request
 from tests.serving import serving
+from tests.spectral_images import dataset_files, spectral_wcs, wavelengths
 from tests.validators import STILTS, votlint, xsdvalidate
 
 PLANES = ("IMAGE", "FLAGS", "VARIANCE", "ZODI")
@@ -70,14 +69,8 @@ def soda(archive_server) -> Soda:
 
 @pytest.fixture(scope="module")
 def images(small_release) -> dict[str, Path]:
-    """Dataset id -> file of the wide survey's spectral images, from the files' headers."""
-    found = {}
-    for path in sorted(small_release.glob("qr2/level2/*/*/*/level2_*.fits")):
-        with fits.open(path) as hdus:
-            header = hdus["IMAGE"].header
-            if str(header.get("SPS_FLAGS", "")).strip() != "deep":
-                found[f"ivo://irsa.ipac/spherex_qr2?{header['OBSID']}/D{header['DETECTOR']}"] = path
-    return found
+    """Dataset id -> file of the wide survey's spectral images."""
+    return dataset_files(small_release, deep=False)
 
 
 @pytest.fixture(scope="module")
@@ -87,20 +80,6 @@ def store(small_release) -> LocalStore:
 
 def engine_image(store: LocalStore, path: Path, release: Path):
     return open_image(store, store.stat(path.relative_to(release).as_posix()))
-
-
-def spectral_wcs(hdul: fits.HDUList, name: str = "IMAGE") -> WCS:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyWarning)
-        wcs = WCS(hdul[name].header, fobj=hdul, key="W")
-    wcs.sip = None  # as users must (spec §2.7)
-    return wcs
-
-
-def wavelengths(hdul: fits.HDUList) -> np.ndarray:
-    ny, nx = hdul["IMAGE"].data.shape
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    return spectral_wcs(hdul).pixel_to_world(xx, yy)[0].to_value("um")
 
 
 def cutout_of(reply: Reply, parent: Path) -> Window:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
-from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS
 
 from spherex_archive.services.cutout import (
@@ -25,6 +23,7 @@ from spherex_archive.services.cutout import (
 from spherex_archive.services.shapes import parse_pos
 from spherex_archive.store import LocalStore
 from spherex_archive.synth.release import SynthOptions, synthesise
+from tests.spectral_images import spectral_wcs
 
 PLANES = ("IMAGE", "FLAGS", "VARIANCE", "ZODI")
 ORDER = ["PRIMARY", *PLANES, "PSF", "WCS-WAVE"]
@@ -36,14 +35,6 @@ def level2_keys(root: Path) -> list[str]:
 
 def open_cutout(store, image, window) -> fits.HDUList:
     return fits.open(io.BytesIO(cut(store, image, window).to_bytes(store)))
-
-
-def spectral_wcs(hdul: fits.HDUList, name: str = "IMAGE") -> WCS:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyWarning)
-        wcs = WCS(hdul[name].header, fobj=hdul, key="W")
-    wcs.sip = None  # as users must (spec §2.7)
-    return wcs
 
 
 def check_cutout(hdul: fits.HDUList, parent: fits.HDUList, window: Window) -> None:

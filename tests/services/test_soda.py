@@ -5,14 +5,11 @@ files read by astropy."""
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
-from astropy.utils.exceptions import AstropyWarning
-from astropy.wcs import WCS
 
 from spherex_archive.services.cutout import CutoutError, NoOverlap, Window, open_image
 from spherex_archive.services.shapes import Shape
@@ -31,6 +28,7 @@ from spherex_archive.services.soda import (
     write_cutouts,
 )
 from spherex_archive.store import FsspecStore, LocalStore
+from tests.spectral_images import dataset_files, spectral_wcs, wavelengths
 
 ID = "ivo://irsa.ipac/spherex_qr2?2025W51_1A_0684_2/D3"
 CALIBRATION = "ivo://irsa.ipac/spherex_qr2_cal?dark_D2_spx_cal-drk-v4-2025-161"
@@ -175,15 +173,7 @@ def test_single_valued_parameters():
 
 @pytest.fixture(scope="module")
 def images(small_release) -> dict[str, Path]:
-    """Dataset id -> file of every spectral image of the release, from the files' headers."""
-    found = {}
-    for path in sorted(small_release.glob("qr2/level2/*/*/*/level2_*.fits")):
-        with fits.open(path) as hdus:
-            header = hdus["IMAGE"].header
-            deep = str(header.get("SPS_FLAGS", "")).strip() == "deep"
-            collection = "spherex_qr2_deep" if deep else "spherex_qr2"
-            found[f"ivo://irsa.ipac/{collection}?{header['OBSID']}/D{header['DETECTOR']}"] = path
-    return found
+    return dataset_files(small_release)
 
 
 @pytest.fixture(scope="module")
@@ -220,21 +210,6 @@ def test_what_is_known_before_reading_the_file():
 
 # --------------------------------------------------------------------------------------------
 # Windows
-
-
-def spectral_wcs(hdul: fits.HDUList, name: str = "IMAGE") -> WCS:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyWarning)
-        wcs = WCS(hdul[name].header, fobj=hdul, key="W")
-    wcs.sip = None  # as users must (spec §2.7)
-    return wcs
-
-
-def wavelengths(hdul: fits.HDUList, name: str = "IMAGE") -> np.ndarray:
-    """The wavelength (um) of every pixel, by astropy from the file's WCS-WAVE table."""
-    ny, nx = hdul[name].data.shape
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    return spectral_wcs(hdul, name).pixel_to_world(xx, yy)[0].to_value("um")
 
 
 def test_band_keeps_the_rows_seeing_it(store, images, small_release):

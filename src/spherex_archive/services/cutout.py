@@ -29,6 +29,7 @@ from astropy.io.fits.card import _format_value
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from spherex_archive.catalogue.spatial import to_radec, unit_vectors
 from spherex_archive.products.fitsfile import (
     BLOCK,
     celestial_wcs,
@@ -192,7 +193,7 @@ class SpectralImage:
         """Unit vector of the frame's centre."""
         ny, nx = self.shape
         ra, dec = self.world([(nx - 1) / 2], [(ny - 1) / 2])
-        return _unit(ra, dec)[0]
+        return unit_vectors(ra, dec)[0]
 
     def pixels(self, ra: Sequence[float], dec: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """0-based pixel positions of sky positions (degrees), SIP applied on and near the
@@ -231,7 +232,7 @@ class SpectralImage:
         if pixel_centre:
             cx, cy = centre
         else:
-            distance = float(_angle(self.centre, _unit([centre[0]], [centre[1]]))[0])
+            distance = float(_angle(self.centre, unit_vectors([centre[0]], [centre[1]]))[0])
             if distance > FAR:
                 raise NoOverlap(
                     "the requested region does not overlap the image "
@@ -258,7 +259,7 @@ class SpectralImage:
         it) and of the frame corners the region contains (``inside_corners``, booleans for
         :meth:`corners`), trimmed to the frame."""
         height, width = self.shape
-        near = _angle(self.centre, _unit(boundary[:, 0], boundary[:, 1])) < FAR
+        near = _angle(self.centre, unit_vectors(boundary[:, 0], boundary[:, 1])) < FAR
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
         if not near.all():  # a region too large to project: keep the whole frame if it touches
@@ -618,16 +619,16 @@ def shape_window(image: SpectralImage, shape: Shape) -> Window:
     """The pixel window of ``image`` covering a DALI shape (``CIRCLE ra dec r``, ``POLYGON
     ra dec ...``, ``RANGE ra1 ra2 dec1 dec2``; degrees), trimmed to the frame."""
     corner_ra, corner_dec = image.corners()
-    corners = _unit(corner_ra, corner_dec)
+    corners = unit_vectors(corner_ra, corner_dec)
     if shape.kind == "CIRCLE":
         ra, dec, radius = shape.numbers
         if not 0 < radius < 180:
             raise CutoutError(f"a circle's radius must be between 0 and 180 deg, not {radius:g}")
-        centre = _unit([ra], [dec])[0]
+        centre = unit_vectors([ra], [dec])[0]
         inside = _angle(centre, corners) <= math.radians(radius)
         boundary = _circle_points(centre, math.radians(radius))
     elif shape.kind == "POLYGON":
-        vertices = _unit(shape.numbers[::2], shape.numbers[1::2])
+        vertices = unit_vectors(shape.numbers[::2], shape.numbers[1::2])
         inside = _polygon_contains(vertices, corners)
         boundary = _polygon_points(vertices)
     elif shape.kind == "RANGE":
@@ -642,7 +643,7 @@ def shape_window(image: SpectralImage, shape: Shape) -> Window:
         boundary = _range_points(ra1, ra2, dec1, dec2, full)
     else:
         raise CutoutError(f"unknown shape {shape.kind}")
-    ra, dec = _radec(boundary)
+    ra, dec = to_radec(boundary)
     return image.region(np.column_stack([ra, dec]), np.asarray(inside))
 
 
@@ -702,26 +703,14 @@ def _range_points(ra1: float, ra2: float, dec1: float, dec2: float, full: bool) 
     n_dec = int(min(max(16, math.radians(dec2 - dec1) / STEP), 3600))
     ras = np.linspace(ra1, ra2, n_ra)
     decs = np.linspace(dec1, dec2, n_dec)
-    parts = [_unit(ras, np.full(n_ra, dec1)), _unit(ras, np.full(n_ra, dec2))]
+    parts = [unit_vectors(ras, np.full(n_ra, dec1)), unit_vectors(ras, np.full(n_ra, dec2))]
     if not full:
-        parts += [_unit(np.full(n_dec, ra1), decs), _unit(np.full(n_dec, ra2), decs)]
+        parts += [unit_vectors(np.full(n_dec, ra1), decs), unit_vectors(np.full(n_dec, ra2), decs)]
     return np.concatenate(parts)
 
 
 # --------------------------------------------------------------------------------------------
 # Spherical helpers
-
-
-def _unit(ra_deg, dec_deg) -> np.ndarray:
-    ra = np.radians(np.asarray(ra_deg, float))
-    dec = np.radians(np.asarray(dec_deg, float))
-    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
-
-
-def _radec(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.degrees(np.arctan2(v[:, 1], v[:, 0])) % 360, np.degrees(
-        np.arcsin(np.clip(v[:, 2], -1, 1))
-    )
 
 
 def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
