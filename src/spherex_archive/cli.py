@@ -36,6 +36,15 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _position(text: str, option: str) -> tuple[float, float]:
+    """``RA,DEC`` in degrees; a ValueError naming the option otherwise."""
+    try:
+        ra, dec = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: give RA,DEC in degrees") from None
+    return ra, dec
+
+
 def _deep(text: str) -> list[tuple[str, int]]:
     out = []
     for item in _split(text):
@@ -118,6 +127,14 @@ def _weeks(text: str | None) -> list[PlanningPeriod] | None:
     help="Detectors to write (a subset is for quick experiments only).",
 )
 @click.option(
+    "--covering",
+    default=None,
+    metavar="RA,DEC",
+    help="Write only the spectral images on which this position (degrees) falls: one "
+    "source's deep stack, e.g. --fields '' --weeks 2025W29_2A,2025W39_1A --deep-fields "
+    "NEP:100 --covering 270,66.56 (200 images of the NEP source).",
+)
+@click.option(
     "--workers", default=0, show_default=True, type=int, help="Worker processes (0 = one per core)."
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -131,6 +148,7 @@ def synth(
     deep_fields,
     weeks,
     detectors,
+    covering,
     workers,
     quiet,
 ) -> None:
@@ -161,6 +179,7 @@ def synth(
             deep_fields=_deep(deep_fields),
             weeks=_weeks(weeks),
             detectors=tuple(int(d) for d in _split(detectors)),
+            covering=_position(covering, "--covering") if covering else None,
             workers=workers,
         )
         report = synthesise(options, progress=not quiet)

@@ -105,3 +105,24 @@ def test_full_size_files_have_the_real_byte_counts(tmp_path):
             assert blocks == [1, 7 if version == 20 else 8, 5, 4, 4, 15, 1]
             assert np.isfinite(hdul["IMAGE"].section[1000:1010, 1000:1010]).any()
     assert sizes == {20: 71_634_240, 21: 71_637_120}
+
+
+def test_covering_writes_exactly_the_images_on_a_position(tmp_path):
+    ra, dec = DEEP_FIELDS["NEP"]
+    options = dict(detector_size=64, fields=["M31"], exposures=1, deep_fields=[("NEP", 6)])
+    everything = tmp_path / "all"
+    synthesise(SynthOptions(out=everything, **options), progress=False, log=lambda _: None)
+    stack = tmp_path / "stack"
+    report = synthesise(
+        SynthOptions(out=stack, covering=(ra, dec), **options), progress=False, log=lambda _: None
+    )
+    on_it = sorted(
+        p.relative_to(everything)
+        for p in everything.glob("qr2/level2/*/*/*/*.fits")
+        if footprint_contains(p, ra, dec)
+    )
+    written = sorted(p.relative_to(stack) for p in stack.glob("qr2/level2/*/*/*/*.fits"))
+    assert report.files == len(written) == 12  # two detectors of each deep exposure
+    assert written == on_it
+    for path in written:  # the same bytes as in the whole release
+        assert (stack / path).read_bytes() == (everything / path).read_bytes()

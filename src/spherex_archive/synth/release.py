@@ -64,6 +64,9 @@ class SynthOptions:
     deep_fields: list[tuple[str, int]] = field(default_factory=lambda: list(DEMO_DEEP))
     weeks: list[PlanningPeriod] | None = None
     detectors: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+    covering: tuple[float, float] | None = None
+    """Write only the spectral images on which this (RA, Dec) falls: a deep stack for one
+    source without the thousands of images around it (benchmarks, photometry experiments)."""
     workers: int = 0
     """0: one per core."""
 
@@ -93,6 +96,10 @@ class SynthOptions:
         for det in self.detectors:
             if det not in DETECTORS:
                 raise ValueError(f"no detector {det}: detectors are 1 to 6")
+        if self.covering is not None:
+            ra, dec = self.covering
+            if not (0 <= ra < 360 and -90 <= dec <= 90):
+                raise ValueError(f"--covering {ra},{dec}: RA must be in [0, 360), Dec in [-90, 90]")
 
 
 def _field_position(name: str) -> tuple[str, float, float, int]:
@@ -175,6 +182,12 @@ def synthesise(
     options.validate()
     exposures = plan(options)
     tasks = [(e, d) for e in exposures for d in options.detectors]
+    if options.covering is not None:
+        tasks = [
+            (e, d)
+            for e, d in tasks
+            if e.detector_covers(d, options.detector_size, *options.covering)
+        ]
     cal_products = calibration.products(options.detectors)
     needed = (
         len(tasks) * level2_file_bytes(options.detector_size) * 1.02

@@ -192,6 +192,14 @@ class Exposure:
         # The MWIR array is rotated by a few hundredths of a degree against the SWIR one.
         return self.pa + (0.03 if det >= 4 else 0.0)
 
+    def detector_covers(self, det: int, size: int, ra: float, dec: float) -> bool:
+        """Whether the sky position falls on the detector (to within a pixel or two: the
+        undistorted grid stands in for the SIP one)."""
+        centre = self.detector_centre(det, size)
+        grid = tangent_wcs(*centre, self.detector_pa(det))
+        x, y = grid.wcs_world2pix([[ra, dec]], 0)[0]
+        return bool(np.isfinite(x) and max(abs(x), abs(y)) <= size / 2 + 2)
+
 
 PIPELINE_VERSIONS = {20: "6.4+psffix1", 21: "6.5.4", 22: "6.5.6"}
 
