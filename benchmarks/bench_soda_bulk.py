@@ -15,19 +15,14 @@ PHASE=RUN, then WAIT until it ends. Reports the seconds from the POST to COMPLET
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import requests
 
+import served
 from spherex_archive.catalogue import open_catalogue
 from spherex_archive.ingest.run import ingest
 from spherex_archive.synth.release import SynthOptions, synthesise
@@ -52,38 +47,6 @@ def release(scratch: Path, images: int) -> Path:
         )
         synthesise(options, progress=True)
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def server(catalogue: str, data: Path, jobs: Path) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "spherex_archive.cli", "serve", "--catalogue", catalogue),
-            *("--data", str(data), "--port", str(port), "--base-url", base),
-        ],
-        env={**os.environ, "SPHEREX_ARCHIVE_JOBS_DIR": str(jobs)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(base + "/health", timeout=5).ok:
-                    break
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def run_job(base: str, ids: list[str], circle: str) -> tuple[float, int, str]:
@@ -121,7 +84,7 @@ def main() -> None:
     circle = f"{ra} {dec} {RADIUS}"
     jobs = root.parent / (root.name + "-jobs")
     jobs.mkdir(exist_ok=True)
-    with server(catalogue, root, jobs) as base:
+    with served.archive(catalogue, root, jobs) as base:
         query = (
             f"SELECT TOP {args.cutouts} obs_publisher_did FROM spherex.obscore WHERE "
             f"INTERSECTS(CIRCLE('ICRS', {ra}, {dec}, {RADIUS}), s_region) = 1 "

@@ -55,6 +55,26 @@ def test_links_leading_out_are_missing_and_unlisted(root, target):
     assert "trap" not in {e.name for e in store.list("qr2")}
 
 
+def test_a_link_turned_to_lead_out_after_it_was_read_is_refused(root):
+    """The store remembers resolved keys: a link re-pointed outside must not ride on that."""
+    (root / "qr2/moving").symlink_to("a")
+    store = LocalStore(root)
+    assert store.read_range("qr2/moving/file.txt", 0, 5) == b"hello"
+    (root / "qr2/moving").unlink()
+    (root / "qr2/moving").symlink_to("../../outside")
+    (root.parent / "outside/file.txt").write_text("stolen\n")
+    with pytest.raises(NotFound):
+        store.read_range("qr2/moving/file.txt", 0, 5)
+    (tmp := root / "qr2/a/file.txt.new").write_text("other\n")
+    os.replace(tmp, root / "qr2/a/file.txt")  # a file replaced in place: read anew
+    (root / "qr2/moving").unlink()
+    (root / "qr2/moving").symlink_to("a")
+    assert store.read_range("qr2/moving/file.txt", 0, 5) == b"other"
+    (root / "qr2/moving").unlink()
+    with pytest.raises(NotFound):
+        store.stat("qr2/moving/file.txt")
+
+
 def test_a_root_reached_through_a_link_still_works(root, tmp_path):
     (tmp_path / "link-to-root").symlink_to(root)
     store = LocalStore(tmp_path / "link-to-root")

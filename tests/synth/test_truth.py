@@ -115,3 +115,25 @@ def test_bright_sources_are_found_back_within_their_noise(small_release, truth):
         pulls.append((flux - row["flux"]) / error)
     # neighbours add a little, so allow a wide but finite tail
     assert np.median(np.abs(pulls)) < 1.5
+
+
+@pytest.mark.parametrize("radius", [0.1, 2.7])  # a small frame's cone, a full-size frame's
+def test_the_sky_near_a_position_is_the_sky_there(radius):
+    """Sources drawn for a cone lie in it (give or take a cell), however large the cone: a
+    full-size frame's sky is dense all over and holds the showcase at its centre."""
+    from astropy.coordinates import SkyCoord
+
+    from spherex_archive.synth.sky import Showcase, SkyModel
+
+    ra, dec = 270.0, 66.56
+    sky = SkyModel(42, [Showcase("NEP-showcase", ra, dec, "star", 5000.0, 2000.0)])
+    sources = sky.sources_in_cells(sky.cells_near(ra, dec, radius)).sources
+    assert 1 in set(sources["source_id"])
+    distance = SkyCoord(sources["ra"], sources["dec"], unit="deg").separation(
+        SkyCoord(ra, dec, unit="deg")
+    )
+    assert distance.max() < (radius + 0.5) * u.deg
+    area = np.pi * radius**2
+    assert len(sources) > 0.5 * area * len(
+        sky.sources_in_cells(sky.cells_near(ra, dec, 0.5)).sources
+    ) / (np.pi * 0.25)

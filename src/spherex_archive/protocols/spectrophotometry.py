@@ -28,6 +28,10 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
+# Imported with the module, so that the job forkserver, which preloads the modules of the job
+# kinds, has it ready: importing it costs a job half a second.
+from matplotlib.figure import Figure
+
 from spherex_archive.config import Settings
 from spherex_archive.formats import votable
 from spherex_archive.formats.tabular import CSV_MEDIA_TYPE, write_csv
@@ -337,11 +341,6 @@ def plot(
 ) -> bytes:
     """A PNG: per source (at most MAX_PANELS), the measurements (small, with error bars) and
     the binned spectrum (large), coloured by detector."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
     shown = list(sources[:MAX_PANELS])
     cols = min(3, len(shown))
     rows = math.ceil(len(shown) / cols)
@@ -386,7 +385,16 @@ def plot(
         ax.set_axis_off()
     if len(sources) > len(shown):
         figure.suptitle(f"the first {len(shown)} of {len(sources)} sources", fontsize=9)
-    figure.tight_layout()
+    # Fixed margins: tight_layout measures every tick label and costs a fifth of a second.
+    width, height = figure.get_size_inches()
+    figure.subplots_adjust(
+        left=0.8 / width,
+        right=1 - 0.2 / width,
+        bottom=0.55 / height,
+        top=1 - 0.4 / height,
+        wspace=0.22,
+        hspace=0.35,
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

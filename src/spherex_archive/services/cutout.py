@@ -140,14 +140,15 @@ class SpectralImage:
         return ny, nx
 
     @cached_property
-    def image_header(self) -> fits.Header:
-        return fits.Header.fromstring(self.headers[self.planes[0].index].decode("ascii"))
+    def image_values(self) -> dict:
+        """Keyword -> value of the IMAGE header (``products.fitsfile.parse_header``)."""
+        return parse_header(self.headers[self.planes[0].index])
 
     @cached_property
     def wcs(self) -> WCS:
         """The celestial WCS of the IMAGE, SIP distortion included, assembled from the header's
         values (``WCS(Header)`` costs 50-130 ms a file: most of planning a bulk cutout job)."""
-        values = parse_header(self.headers[self.planes[0].index])
+        values = self.image_values
         wanted = ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2")
         wcs = celestial_wcs(values) if all(k in values for k in wanted) else None
         if wcs is None or not wcs.has_celestial:
@@ -329,15 +330,61 @@ class SpectralImage:
     def read_window(self, window: Window) -> dict[str, np.ndarray]:
         """The pixels of ``window`` (inside the frame) in every plane, by EXTNAME (IMAGE,
         FLAGS, VARIANCE, ZODI), as native-endian arrays: only those rows' bytes are read."""
-        rows = self._store.read_ranges(self.key, self.window_ranges(window))
+        # One read per plane from the window's first pixel to its last, the columns outside
+        # it included: a row of a full-size frame is 8 kB, so one read of a few hundred kB
+        # costs less than a system call (or an HTTP request) per row.
+        width = self.shape[1]
+        spans = []
+        for plane in self.planes:
+            bpp = plane.bytes_per_pixel
+            first = plane.data_start + (window.y0 * width + window.x0) * bpp
+            spans.append((first, first + ((window.ny - 1) * width + window.nx) * bpp))
+        blocks = self._store.read_ranges(self.key, spans)
         out: dict[str, np.ndarray] = {}
-        for k, plane in enumerate(self.planes):
-            raw = b"".join(rows[k * window.ny : (k + 1) * window.ny])
-            array = np.frombuffer(raw, _DTYPES[int(plane.cards["BITPIX"])])
-            out[plane.name] = array.reshape(window.ny, window.nx).astype(
-                array.dtype.newbyteorder("=")
+        for plane, block in zip(self.planes, blocks, strict=True):
+            dtype = np.dtype(_DTYPES[int(plane.cards["BITPIX"])])
+            rows = np.ndarray(
+                (window.ny, window.nx),
+                dtype,
+                block,
+                strides=(width * dtype.itemsize, dtype.itemsize),
             )
+            out[plane.name] = rows.astype(dtype.newbyteorder("="))
         return out
+
+    def read_plane(self, name: str) -> np.ndarray:
+        """One whole plane on the image grid (IMAGE, FLAGS, VARIANCE or ZODI) in one ranged
+        read, native-endian, row 0 = FITS row 1."""
+        plane = next((p for p in self.planes if p.name == name), None)
+        if plane is None:
+            raise CutoutError(f"{self.key} has no {name} plane")
+        ny, nx = plane.shape
+        raw = self._store.read_range(
+            self.key, plane.data_start, plane.data_start + ny * nx * plane.bytes_per_pixel
+        )
+        array = np.frombuffer(raw, _DTYPES[int(plane.cards["BITPIX"])]).reshape(ny, nx)
+        return array.astype(array.dtype.newbyteorder("="))
+
+    def read_pixel(self, x: int, y: int) -> dict[str, float | int]:
+        """The values of 0-based pixel (x, y) in every plane, by EXTNAME: one ranged read of a
+        few bytes per plane."""
+        width = self.shape[1]
+        ranges = []
+        for plane in self.planes:
+            start = plane.data_start + (y * width + x) * plane.bytes_per_pixel
+            ranges.append((start, start + plane.bytes_per_pixel))
+        raws = self._store.read_ranges(self.key, ranges)
+        return {
+            plane.name: np.frombuffer(raw, _DTYPES[int(plane.cards["BITPIX"])])[0].item()
+            for plane, raw in zip(self.planes, raws, strict=True)
+        }
+
+    def psf_cube(self) -> np.ndarray:
+        """The whole PSF cube (zones, y, x), native-endian, in one ranged read."""
+        span = self._psf_span()
+        raw = self._store.read_range(self.key, span.data_start, span.data_start + _size(span))
+        array = np.frombuffer(raw, _DTYPES[int(span.cards["BITPIX"])]).reshape(span.shape)
+        return array.astype(array.dtype.newbyteorder("="))
 
     @cached_property
     def psf_cards(self) -> dict[str, float]:
@@ -378,6 +425,11 @@ class SpectralImage:
         y = np.linspace(0, height - 1, 65)
         wavelength = self.wave_table.evaluate(x[None, :], y[:, None])[..., 0]
         return float(wavelength.min()), float(wavelength.max())
+
+
+def _size(span: HduSpan) -> int:
+    """Bytes of an HDU's data without the padding."""
+    return math.prod(span.shape) * span.bytes_per_pixel
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -482,6 +483,24 @@ def flag_bits(raw_header: bytes) -> dict[str, int]:
     return bits
 
 
+_CONSTANTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _image_constants(image: SpectralImage) -> tuple[np.ndarray, np.ndarray, int]:
+    """The PSF zone centres (x, y) and the unusable-flags mask of a file: the same for every
+    source measured in it, kept as long as the cutout engine keeps the file's layout."""
+    found = _CONSTANTS.get(image)
+    if found is None:
+        cards = image.psf_cards
+        zones = sum(1 for k in cards if k.startswith("XCTR_"))
+        xctr = np.array([cards[f"XCTR_{k}"] for k in range(1, zones + 1)])
+        yctr = np.array([cards[f"YCTR_{k}"] for k in range(1, zones + 1)])
+        flags_index = next(p.index for p in image.planes if p.name == "FLAGS")
+        found = (xctr, yctr, unusable_mask_value(flag_bits(image.headers[flags_index])))
+        _CONSTANTS[image] = found  # a race computes it twice, harmlessly
+    return found
+
+
 def clipped_mean(values: np.ndarray) -> tuple[float, float, int]:
     """Mean, error of the mean and count after iterative clipping at CLIP_SIGMA about the
     median."""
@@ -508,13 +527,11 @@ def measure_image(
     size = 2 * options.bkg_region_size + 1
     window = image.box((x, y), (size, size), pixel_centre=True, pixel_size=True)
     pixels = image.read_window(window)
-    header = image.image_header
+    header = image.image_values
 
     # The PSF of the nearest zone, on the window's pixels.
     cards = image.psf_cards
-    zones = sum(1 for k in cards if k.startswith("XCTR_"))
-    xctr = np.array([cards[f"XCTR_{k}"] for k in range(1, zones + 1)])
-    yctr = np.array([cards[f"YCTR_{k}"] for k in range(1, zones + 1)])
+    xctr, yctr, bad = _image_constants(image)
     zone = int(np.argmin((xctr - x) ** 2 + (yctr - y) ** 2))
     psf = image.psf_plane(zone)
     centre = (
@@ -525,8 +542,6 @@ def measure_image(
     wx, wy = x - window.x0, y - window.y0
     weight = psf_on_pixels(psf, wx, wy, centre, oversampling, (window.ny, window.nx))
 
-    flags_index = next(p.index for p in image.planes if p.name == "FLAGS")
-    bad = unusable_mask_value(flag_bits(image.headers[flags_index]))
     flags = pixels["FLAGS"].astype(np.int64)
     residual = pixels["IMAGE"].astype(np.float64) - pixels["ZODI"]
     variance = pixels["VARIANCE"].astype(np.float64)

@@ -38,6 +38,9 @@ def is_release_key(key: str) -> bool:
     return RELEASE_FOLDER.match(key.split("/", 1)[0]) is not None
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def normalise_key(key: str) -> str:
     """The canonical form of ``key`` ("" is the root; one trailing slash is allowed), or
     NotFound for anything that could escape the root or be read differently by a backend."""
@@ -47,7 +50,7 @@ def normalise_key(key: str) -> str:
         key = key[:-1]
     if key == "":
         return ""
-    if key.startswith("/") or "\\" in key or any(ord(c) < 0x20 or c == "\x7f" for c in key):
+    if key.startswith("/") or "\\" in key or _CONTROL.search(key):
         raise NotFound(key)
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise NotFound(key)

@@ -24,6 +24,10 @@ def local_etag(st: os.stat_result) -> str:
     return f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
 
 
+RESOLVED_KEYS = 100_000
+"""Keys whose resolution a store remembers (about 20 MB at most); forgotten all at once."""
+
+
 class LocalStore(Store):
     """Files under ``root``. Symbolic links are followed only while they resolve to a visible
     key inside the root: one that leads elsewhere (``/etc``, ``truth/``) reads as missing."""
@@ -35,13 +39,37 @@ class LocalStore(Store):
         self.root = Path(root).resolve(strict=True)
         if not self.root.is_dir():
             raise NotADirectoryError(f"store root {self.root} is not a folder")
+        self._root_text = str(self.root) + os.sep
+        self._resolved: dict[str, tuple[Path, int, int]] = {}
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
 
     def _resolve(self, key: str) -> tuple[Path, os.stat_result]:
         """The real path and stat of ``key``, refusing anything whose target after following
-        links is outside the root, not visible, or neither a regular file nor a folder."""
+        links is outside the root, not visible, or neither a regular file nor a folder.
+
+        Resolving costs a system call per folder of the path (nine for an image), and a
+        spectrophotometry job asks for the same files again and again; so a key resolved once
+        is remembered with its file's identity (device, inode), and later one stat through the
+        key's path proves it still leads to that same, already checked, file. A link changed
+        to lead elsewhere leads to another file, and the full check runs again."""
+        known = self._resolved.get(key)
+        if known is not None:
+            real, device, inode = known
+            try:
+                st = os.stat(self._root_text + key)
+            except (OSError, ValueError):
+                st = None
+            if st is not None and st.st_dev == device and st.st_ino == inode:
+                return real, st
+        real, st = self._resolve_checked(key)
+        if len(self._resolved) >= RESOLVED_KEYS:
+            self._resolved.clear()
+        self._resolved[key] = (real, st.st_dev, st.st_ino)
+        return real, st
+
+    def _resolve_checked(self, key: str) -> tuple[Path, os.stat_result]:
         try:
             real = (self.root / key).resolve(strict=True)
             st = real.stat()

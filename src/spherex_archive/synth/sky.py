@@ -153,8 +153,10 @@ class SkyModel:
         self._cache: dict[int, tuple[Table, Table]] = {}
 
     def cells_near(self, ra: float, dec: float, radius_deg: float) -> np.ndarray:
+        # flat: every cell at CELL_DEPTH; otherwise a large cone comes back with the cells it
+        # covers whole merged into coarser ones, whose numbers mean other places at this depth.
         ipix, _, _ = cdshealpix.nested.cone_search(
-            Longitude(ra * u.deg), Latitude(dec * u.deg), radius_deg * u.deg, CELL_DEPTH
+            Longitude(ra * u.deg), Latitude(dec * u.deg), radius_deg * u.deg, CELL_DEPTH, flat=True
         )
         return np.unique(np.asarray(ipix, dtype=np.int64))
 
