@@ -86,6 +86,16 @@ class Settings(BaseSettings):
         description="Seconds after its creation an async job and its results are deleted; "
         "a client may ask for an earlier destruction, not a later one",
     )
+    resolver_network: bool = Field(
+        True,
+        description="Whether the Data Explorer may ask CDS Sesame for names its built-in list "
+        "does not hold (off: built-in names and coordinates only)",
+    )
+    explorer_dir: str | None = Field(
+        None,
+        description="Folder of the built Data Explorer (index.html, assets/); default: the one "
+        "shipped in the package",
+    )
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -76,7 +76,7 @@ def test_landing_page(archive):
     assert "health" in links and "metrics" in links
     assert "SIA" in links and "coverage/" in links and "TAP" in links
     assert "datalink/links/spherex" in links and "soda/sync" in links
-    assert "applications/spherex" not in links
+    assert links["applications/spherex"] == "Data Explorer"
     assert text.count("not on this server yet") == sum(
         not landing.available(s.path, route_paths(archive.app)) for s in landing.SERVICES
     )

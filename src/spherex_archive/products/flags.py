@@ -39,6 +39,35 @@ FLAGS_V21: dict[str, int] = {
 }
 FLAGS_V21 = dict(sorted(FLAGS_V21.items(), key=lambda item: item[1]))
 
+DESCRIPTIONS: dict[str, str] = {
+    "TRANSIENT": "Transient seen during sample-up-the-ramp",
+    "OVERFLOW": "Overflow during sample-up-the-ramp (informational)",
+    "SUR_ERROR": "Onboard processing error",
+    "PHANTOM": "Phantom pixel",
+    "REFERENCE": "Reference pixel",
+    "NONFUNC": "Permanently unusable",
+    "DICHROIC": "Low efficiency due to the dichroic",
+    "MISSING_DATA": "Data lost onboard",
+    "HOT": "Hot pixel",
+    "COLD": "Anomalously low signal",
+    "FULLSAMPLE": "Full sample history available (informational)",
+    "PHANMISS": "Phantom correction not applied",
+    "NONLINEAR": "Nonlinearity correction unreliable",
+    "PERSIST": "Persistent charge above threshold",
+    "OUTLIER": "Flagged by outlier detection",
+    "CROSSTALK": "Crosstalk",
+    "SOURCE": "Pixel mapped to a known source (informational)",
+    "GHOST": "Ghost of a bright source inside the exposure",
+    "GHOST_FPA": "Ghost of a bright source on another detector",
+    "GHOST_EXT": "Ghost of a bright source outside the field of view",
+    "STREAK": "Streak",
+    "BLOOM": "Part of a bloom artefact",
+    "SNOWBALL": "Part of a snowball artefact",
+    "HALO": "Part of a transient halo",
+    "SATELLITE_HALO": "Satellite halo",
+}
+"""What each bit means (spec §2.4), in words for a legend."""
+
 INFORMATIONAL = frozenset({"OVERFLOW", "FULLSAMPLE", "OUTLIER", "SOURCE", "PHANTOM", "REFERENCE"})
 """Bits that do not make a pixel unusable: IRSA's Mosaic Tool masks every other bit."""
 

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from spherex_archive import __version__, jobs
 from spherex_archive.catalogue import Catalogue, open_catalogue
 from spherex_archive.config import Settings, load_settings
-from spherex_archive.protocols import coverage, datalink, ibe, sia, soda, tap
+from spherex_archive.protocols import coverage, datalink, explorer, ibe, sia, soda, tap
 from spherex_archive.protocols import spectrophotometry as spectrophotometry_protocol
 from spherex_archive.server import landing, metrics
 from spherex_archive.server.middleware import ArchiveMiddleware
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(datalink.router)
     app.include_router(soda.router)
     app.include_router(spectrophotometry_protocol.router)
+    app.include_router(explorer.router)
     app.add_api_route("/", landing_page, methods=["GET", "HEAD"], response_class=HTMLResponse)
     app.add_api_route("/health", health, methods=["GET", "HEAD"])
     app.add_api_route("/metrics", metrics_page, methods=["GET"])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
-from astropy.visualization import AsinhStretch, ZScaleInterval
+from astropy.visualization import AsinhStretch, BaseInterval, BaseStretch, ZScaleInterval
 from PIL import Image
 
 from spherex_archive.store import Store
@@ -140,21 +140,25 @@ def block_mean(values: np.ndarray, step: int) -> np.ndarray:
     return means
 
 
-def quicklook(values: np.ndarray) -> bytes:
-    """The PNG of an image (row 0 at the bottom): zscale limits with an asinh stretch over the
-    finite pixels, NaN in :data:`BLANK_COLOUR`."""
+def quicklook(
+    values: np.ndarray,
+    stretch: BaseStretch = STRETCH,
+    interval: BaseInterval | None = None,
+) -> bytes:
+    """The PNG of an image (row 0 at the bottom): ``interval``'s limits (zscale by default)
+    and ``stretch`` (asinh by default) over the finite pixels, NaN in :data:`BLANK_COLOUR`."""
     finite = np.isfinite(values)
     levels = np.zeros(values.shape, np.uint8)
     if finite.any():
         good = values[finite]
-        low, high = ZScaleInterval().get_limits(good)
+        low, high = (interval or ZScaleInterval()).get_limits(good)
         if not high > low:  # a flat image, or zscale giving up on too few values
             low, high = float(good.min()), float(good.max())
         if high > low:
-            scaled = STRETCH(np.clip((good - low) / (high - low), 0.0, 1.0))
+            scaled = stretch(np.clip((good - low) / (high - low), 0.0, 1.0))
         else:
             scaled = np.full(good.shape, 0.5)
-        levels[finite] = 1 + np.rint(scaled * 254).astype(np.uint8)
+        levels[finite] = 1 + np.rint(np.clip(scaled, 0.0, 1.0) * 254).astype(np.uint8)
     image = Image.fromarray(np.ascontiguousarray(levels[::-1]))  # FITS viewers: row 1 below
     image.putpalette(_PALETTE)
     out = io.BytesIO()
