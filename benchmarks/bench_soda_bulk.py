@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import requests
@@ -28,7 +27,7 @@ from spherex_archive.ingest.run import ingest
 from spherex_archive.synth.release import SynthOptions, synthesise
 from spherex_archive.synth.survey import DEEP_FIELDS
 
-UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
+UWS = served.UWS
 RADIUS = 1.0
 """Degrees: the deep field's images (64-pixel frames) all meet this circle around its centre."""
 
@@ -51,17 +50,11 @@ def release(scratch: Path, images: int) -> Path:
 
 def run_job(base: str, ids: list[str], circle: str) -> tuple[float, int, str]:
     started = time.perf_counter()
-    reply = requests.post(
+    job, doc = served.finished_job(
         base + "/soda/async",
-        data=[("ID", i) for i in ids] + [("CIRCLE", circle), ("PHASE", "RUN")],
-        allow_redirects=False,
-        timeout=60,
+        [("ID", i) for i in ids] + [("CIRCLE", circle), ("PHASE", "RUN")],
     )
-    job = reply.headers["Location"]
-    phase = ""
-    while phase not in ("COMPLETED", "ERROR", "ABORTED"):
-        doc = ET.fromstring(requests.get(job, params={"WAIT": 30}, timeout=60).content)
-        phase = doc.findtext(f"{UWS}phase")
+    phase = doc.findtext(f"{UWS}phase")
     elapsed = time.perf_counter() - started
     size = sum(int(r.get("size", 0)) for r in doc.iter(f"{UWS}result") if r.get("id") == "cutouts")
     requests.delete(job, timeout=60)

@@ -47,7 +47,7 @@ from spherex_archive.store import open_store
 from spherex_archive.synth.release import SynthOptions, synthesise
 from spherex_archive.synth.survey import DEEP_FIELDS, WIDE_FIELDS
 
-UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
+UWS = served.UWS
 SERVICE = "/api/spherex/spectrophotometry/async"
 WEEKS = "2025W29_2A,2025W39_1A"
 
@@ -96,17 +96,10 @@ def catalogue_of(root: Path) -> str:
 def job_seconds(base: str, position: tuple[float, float]) -> tuple[float, int]:
     """Seconds from the POST to the measurements table's last byte, and its row count."""
     started = time.perf_counter()
-    reply = requests.post(
-        base + SERVICE,
-        data={"POINT": f"{position[0]},{position[1]}", "PHASE": "RUN"},
-        allow_redirects=False,
-        timeout=60,
+    job, doc = served.finished_job(
+        base + SERVICE, {"POINT": f"{position[0]},{position[1]}", "PHASE": "RUN"}
     )
-    job = reply.headers["Location"]
-    phase = ""
-    while phase not in ("COMPLETED", "ERROR", "ABORTED"):
-        doc = ET.fromstring(requests.get(job, params={"WAIT": 30}, timeout=60).content)
-        phase = doc.findtext(f"{UWS}phase")
+    phase = doc.findtext(f"{UWS}phase")
     if phase != "COMPLETED":
         raise SystemExit(f"the job ended in {phase}: {ET.tostring(doc, encoding='unicode')}")
     href = next(

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +47,18 @@ def archive(catalogue: str, data: Path, jobs: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
+
+
+def finished_job(service: str, data) -> tuple[str, ET.Element]:
+    """POST ``data`` (with PHASE=RUN) to a UWS service and block until the job ends; its URL
+    and final job document."""
+    reply = requests.post(service, data=data, allow_redirects=False, timeout=60)
+    job = reply.headers["Location"]
+    phase = ""
+    while phase not in ("COMPLETED", "ERROR", "ABORTED"):
+        doc = ET.fromstring(requests.get(job, params={"WAIT": 30}, timeout=60).content)
+        phase = doc.findtext(f"{UWS}phase")
+    return job, doc

@@ -77,8 +77,9 @@ def flag_bits(product_version: int) -> dict[str, int]:
     return FLAGS_V20 if product_version <= 20 else FLAGS_V21
 
 
-def flags_from_header(header: fits.Header) -> dict[str, int]:
-    """Read the ``MP_<NAME> = <bit>`` cards the way client code does."""
+def flags_from_header(header: fits.Header | Mapping) -> dict[str, int]:
+    """Read the ``MP_<NAME> = <bit>`` cards the way client code does, from an astropy header
+    or the values ``products.fitsfile.parse_header`` reads from raw bytes."""
     return {key[3:]: int(value) for key, value in header.items() if key.startswith("MP_")}
 
 

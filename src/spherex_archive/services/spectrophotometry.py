@@ -45,7 +45,8 @@ from spherex_archive.adql.parser import parse
 from spherex_archive.ingest.rows import URI_PREFIX
 from spherex_archive.model.schema import Column
 from spherex_archive.products.detectors import CHANNELS_PER_DETECTOR, DETECTORS
-from spherex_archive.products.flags import unusable_mask_value
+from spherex_archive.products.fitsfile import parse_header
+from spherex_archive.products.flags import flags_from_header, unusable_mask_value
 from spherex_archive.services import sia
 from spherex_archive.services.cutout import SpectralImage, open_image
 from spherex_archive.services.query import QueryEngine
@@ -468,21 +469,6 @@ def pixel_solid_angle(image: SpectralImage, x: float, y: float) -> float:
     return float(np.linalg.norm(np.cross(v[0] - v[1], v[2] - v[3])))
 
 
-def flag_bits(raw_header: bytes) -> dict[str, int]:
-    """The ``MP_<NAME> = <bit>`` cards of a FLAGS header (plain or HIERARCH), read from its
-    raw bytes as ``products.flags.flags_from_header`` reads a parsed header."""
-    bits: dict[str, int] = {}
-    for at in range(0, len(raw_header), 80):
-        card = raw_header[at : at + 80].decode("ascii", "replace")
-        key, _, value = card.removeprefix("HIERARCH ").partition("=")
-        if key.startswith("MP_") and value:
-            try:
-                bits[key.strip()[3:]] = int(value.split("/")[0])
-            except ValueError:
-                continue
-    return bits
-
-
 _CONSTANTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -496,7 +482,11 @@ def _image_constants(image: SpectralImage) -> tuple[np.ndarray, np.ndarray, int]
         xctr = np.array([cards[f"XCTR_{k}"] for k in range(1, zones + 1)])
         yctr = np.array([cards[f"YCTR_{k}"] for k in range(1, zones + 1)])
         flags_index = next(p.index for p in image.planes if p.name == "FLAGS")
-        found = (xctr, yctr, unusable_mask_value(flag_bits(image.headers[flags_index])))
+        found = (
+            xctr,
+            yctr,
+            unusable_mask_value(flags_from_header(parse_header(image.headers[flags_index]))),
+        )
         _CONSTANTS[image] = found  # a race computes it twice, harmlessly
     return found
 

@@ -32,10 +32,15 @@ from matplotlib import colormaps
 from PIL import Image
 
 from spherex_archive.products.fitsfile import parse_header
-from spherex_archive.products.flags import DESCRIPTIONS, FLAGS_V21, INFORMATIONAL
+from spherex_archive.products.flags import (
+    DESCRIPTIONS,
+    FLAGS_V21,
+    INFORMATIONAL,
+    flags_from_header,
+)
 from spherex_archive.services.cutout import CutoutError, SpectralImage, open_image
 from spherex_archive.services.explorer import DatasetFile
-from spherex_archive.services.preview import quicklook
+from spherex_archive.services.preview import Preview, quicklook
 from spherex_archive.store import Entry, Store
 
 PLANES = ("IMAGE", "FLAGS", "VARIANCE", "ZODI", "PSF")
@@ -77,13 +82,6 @@ class OutsideImage(ValueError):
 
 
 @dataclass(frozen=True)
-class Drawn:
-    png: bytes
-    etag: str
-    """Quotes included."""
-
-
-@dataclass(frozen=True)
 class _Opened:
     image: SpectralImage
     entry: Entry
@@ -99,7 +97,7 @@ class ViewerService:
         self.store = store
         self._entries: dict[str, tuple[float, Entry]] = {}
         self._opened: OrderedDict[tuple[str, str | None], _Opened] = OrderedDict()
-        self._pngs: OrderedDict[tuple, Drawn] = OrderedDict()
+        self._pngs: OrderedDict[tuple, Preview] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---- files
@@ -133,7 +131,7 @@ class ViewerService:
             raise NotAnImage(f"{dataset.did} cannot be shown: {error}") from None
         headers = {p.name: parse_header(image.headers[p.index]) for p in image.planes}
         flags = headers.get("FLAGS", {})
-        bits = {k[3:]: int(v) for k, v in flags.items() if k.startswith("MP_")} or FLAGS_V21
+        bits = flags_from_header(flags) or FLAGS_V21
         opened = _Opened(image, entry, bits, headers.get("IMAGE", {}).get("BUNIT"))
         with self._lock:
             self._opened[cache_key] = opened
@@ -169,7 +167,7 @@ class ViewerService:
             ],
         }
 
-    def plane(self, dataset: DatasetFile, hdu: str, stretch: str) -> Drawn:
+    def plane(self, dataset: DatasetFile, hdu: str, stretch: str) -> Preview:
         """The PNG of one plane (``hdu`` in :data:`PLANES`, ``stretch`` in
         :data:`STRETCHES`); FLAGS ignores the stretch."""
         opened = self.open(dataset)
@@ -193,7 +191,7 @@ class ViewerService:
         except CutoutError as error:
             raise NotAnImage(f"{dataset.did} has no {hdu} to show: {error}") from None
         digest = hashlib.sha256(repr((*cache_key, RENDERING)).encode()).hexdigest()
-        drawn = Drawn(png, f'"{digest[:32]}"')
+        drawn = Preview(png, f'"{digest[:32]}"')
         with self._lock:
             self._pngs[cache_key] = drawn
             while len(self._pngs) > PNG_CACHE_SIZE:
