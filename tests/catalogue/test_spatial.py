@@ -84,23 +84,6 @@ def test_contains_point_matches_gnomonic_brute_force(ra0, dec0):
 
 
 @pytest.mark.parametrize(("ra0", "dec0"), CENTRES)
-def test_bounding_box_holds_every_inside_point_and_is_tight(ra0, dec0):
-    rng = np.random.default_rng(5)
-    ra, dec = random_footprint(rng, ra0, dec0, 3.5)
-    record = spatial.footprint_records(ra[None], dec[None])
-    box = spatial.bounding_boxes(record)[0]
-    centre = spatial.unit_vectors(ra0, dec0)
-    points = centre + rng.normal(0, np.radians(3), (20000, 3))
-    points /= np.linalg.norm(points, axis=1, keepdims=True)
-    normals = record[0, 12:].reshape(4, 3)
-    inside = points[np.all(points @ normals.T >= 0, axis=1)]
-    for k in range(3):
-        assert inside[:, k].min() >= box[2 * k] - 1e-12
-        assert inside[:, k].max() <= box[2 * k + 1] + 1e-12
-        assert inside[:, k].max() > box[2 * k + 1] - 2e-3  # tight to a sample's spacing
-
-
-@pytest.mark.parametrize(("ra0", "dec0"), CENTRES)
 def test_circle_intersection_matches_sampling(ra0, dec0):
     rng = np.random.default_rng(11)
     ra, dec = random_footprint(rng, ra0, dec0, 1.0)

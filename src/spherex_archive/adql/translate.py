@@ -11,7 +11,8 @@ be reordered or repeated while they are put together.
 Geometry: positions and shapes are exact on the sphere (unit vectors, great-circle edges), so
 the poles and RA = 0 are ordinary places. Region columns (``s_region``, ``poly``) are tested
 through the view's hidden footprint: pgsphere operators on PostgreSQL (GiST index), and on
-SQLite the R*Tree of footprint bounding boxes when the other shape is constant. BOX(ra, dec, w,
+SQLite the zones index of footprints (declination zones sorted by RA, ``catalogue.zones``)
+when the other shape is constant. BOX(ra, dec, w,
 h) is the quadrilateral whose edges are straight in the tangent plane at its centre, w wide
 along RA and h high along Dec (great-circle edges, like every other polygon here).
 """
@@ -28,8 +29,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from spherex_archive.catalogue import spatial
-from spherex_archive.catalogue.ddl import RTREE, Dialect
+from spherex_archive.catalogue import spatial, zones
+from spherex_archive.catalogue.ddl import Dialect
 from spherex_archive.catalogue.sqlite_functions import vertices_blob
 from spherex_archive.model import tables as model
 from spherex_archive.model.schema import Column, Table
@@ -60,12 +61,15 @@ def translate(
     uploads: Mapping[str, UploadTable] | None = None,
     *,
     internal: bool = False,
+    zone_index: zones.ZoneIndex | None = None,
 ) -> Translation:
     """The SQL of ``query`` for ``dialect``, its parameters and its result columns.
 
     ``internal`` lets the archive's own services (never user queries) read the views' hidden
-    columns (:data:`INTERNAL_COLUMNS`), written as delimited identifiers (``"_uri"``)."""
-    return _Translator(dialect, uploads or {}, internal).run(query)
+    columns (:data:`INTERNAL_COLUMNS`), written as delimited identifiers (``"_uri"``).
+    ``zone_index`` is the SQLite catalogue's footprint index as it is now: constant regions
+    are searched through it (without it, SQLite tests every footprint)."""
+    return _Translator(dialect, uploads or {}, internal, zone_index).run(query)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,7 +105,7 @@ class _Rel:
     schema: str | None  # for schema-qualified references (None for aliases and subqueries)
     cols: list[_Col]
     footprint: str | None = None  # SQL of the hidden footprint
-    planeid: str | None = None  # SQL of the plane id (the R*Tree's id)
+    planeid: str | None = None  # SQL of the plane id (the key of the footprint index)
     kind: str = "table"
     _by_name: dict[str, list[_Col]] | None = field(default=None, repr=False)
 
@@ -248,9 +252,14 @@ def _number(value: float | int, node: t.Node) -> str:
 
 class _Translator:
     def __init__(
-        self, dialect: Dialect, uploads: Mapping[str, UploadTable], internal: bool = False
+        self,
+        dialect: Dialect,
+        uploads: Mapping[str, UploadTable],
+        internal: bool = False,
+        zone_index: zones.ZoneIndex | None = None,
     ) -> None:
         self.dialect = dialect
+        self.zone_index = zone_index
         self.internal = internal
         self.pg = dialect.name == "postgresql"
         self.uploads = uploads
@@ -1081,20 +1090,15 @@ class _Translator:
         v = spatial.unit_vectors([p[0] for p in g.const], [p[1] for p in g.const])
         return vertices_blob(spatial.polygon_normals(v)[0])
 
-    def rtree(self, planeid: str, box: np.ndarray, test: str, within: bool = False) -> str:
-        """The SQLite spatial index: planes whose bounding box meets (or lies in) ``box``."""
-        b = [repr(float(x)) for x in box]
-        if within:
-            bounds = (
-                f"minx >= {b[0]} AND maxx <= {b[1]} AND miny >= {b[2]} AND maxy <= {b[3]} "
-                f"AND minz >= {b[4]} AND maxz <= {b[5]}"
-            )
-        else:
-            bounds = (
-                f"minx <= {b[1]} AND maxx >= {b[0]} AND miny <= {b[3]} AND maxy >= {b[2]} "
-                f"AND minz <= {b[5]} AND maxz >= {b[4]}"
-            )
-        return f"({planeid} IN (SELECT id FROM {RTREE} WHERE {bounds} AND {test} = 1))"
+    def footprints_near(
+        self, planeid: str, centre: tuple[float, float], radius: float, test: str, grow=True
+    ) -> str:
+        """The SQLite footprint index: planes whose footprint passes ``test``, looked for near
+        the cap of ``radius`` degrees around ``centre`` (``grow=False``: footprints inside it)."""
+        near = "1"
+        if self.zone_index is not None:
+            near = self.zone_index.where(*centre, radius, grow=grow)
+        return f"({planeid} IN (SELECT planeid FROM {zones.TABLE} WHERE {near} AND {test}))"
 
     def point_in_region(self, p: _Geo, region: _Geo) -> str:
         footprint, planeid = region.sql
@@ -1103,8 +1107,7 @@ class _Translator:
         if p.const is None:
             return f"(sx_contains_radec({footprint}, {p.sql[0]}, {p.sql[1]}) = 1)"
         point = spatial.unit_vectors(*p.const)
-        x, y, z = (repr(float(c)) for c in point)
-        return self.rtree(planeid, np.repeat(point, 2), f"sx_contains(footprint, {x}, {y}, {z})")
+        return self.footprints_near(planeid, p.const, 0.0, zones.contains_sql(point))
 
     def region_intersects(self, region: _Geo, g: _Geo, node: t.Node) -> str:
         footprint, planeid = region.sql
@@ -1126,19 +1129,23 @@ class _Translator:
             centre = spatial.unit_vectors(*g.const[:2])
             radius = math.radians(g.const[2])
             x, y, z = (repr(float(c)) for c in centre)
-            test = f"sx_intersects_circle(footprint, {x}, {y}, {z}, {radius!r})"
-            return self.rtree(planeid, spatial.circle_box(centre, radius), test)
+            test = (
+                f"{zones.near_edges_sql(centre, radius)} "
+                f"AND sx_intersects_circle(footprint, {x}, {y}, {z}, {radius!r}) = 1"
+            )
+            return self.footprints_near(planeid, g.const[:2], g.const[2], test)
         blob = self.param(self.polygon_blob(g))
-        test = f"sx_intersects_polygon(footprint, {blob})"
-        return self.rtree(planeid, self.polygon_box(g), test)
+        test = f"sx_intersects_polygon(footprint, {blob}) = 1"
+        return self.footprints_near(planeid, *self.polygon_cap(g), test)
 
-    def polygon_box(self, g: _Geo) -> np.ndarray:
-        """A box around the polygon: the box of its enclosing cap (convex, so the cap holds it)."""
+    def polygon_cap(self, g: _Geo) -> tuple[tuple[float, float], float]:
+        """A cap around the polygon, as (centre, radius in degrees): convex, it holds it whole."""
         v = spatial.unit_vectors([p[0] for p in g.const], [p[1] for p in g.const])
         centre = v.sum(axis=0)
         centre /= np.linalg.norm(centre)
-        radius = float(np.max(np.arccos(np.clip(v @ centre, -1, 1))))
-        return spatial.circle_box(centre, radius + 1e-9)
+        radius = float(np.degrees(np.max(np.arccos(np.clip(v @ centre, -1, 1)))))
+        ra, dec = spatial.to_radec(centre)
+        return (float(ra), float(dec)), radius + 1e-7
 
     def region_within(self, region: _Geo, g: _Geo) -> str:
         footprint, planeid = region.sql
@@ -1151,12 +1158,11 @@ class _Translator:
             centre = spatial.unit_vectors(*g.const[:2])
             radius = math.radians(g.const[2])
             x, y, z = (repr(float(c)) for c in centre)
-            test = f"sx_within_circle(footprint, {x}, {y}, {z}, {math.cos(radius)!r})"
-            return self.rtree(planeid, spatial.circle_box(centre, radius), test, within=True)
+            test = f"sx_within_circle(footprint, {x}, {y}, {z}, {math.cos(radius)!r}) = 1"
+            return self.footprints_near(planeid, g.const[:2], g.const[2], test, grow=False)
         blob = self.param(self.polygon_blob(g))
-        return self.rtree(
-            planeid, self.polygon_box(g), f"sx_within_polygon(footprint, {blob})", within=True
-        )
+        test = f"sx_within_polygon(footprint, {blob}) = 1"
+        return self.footprints_near(planeid, *self.polygon_cap(g), test, grow=False)
 
     def region_holds(self, region: _Geo, g: _Geo) -> str:
         footprint, planeid = region.sql
@@ -1165,14 +1171,20 @@ class _Translator:
             return f"({footprint} @> {other})"
         if g.const is None:
             raise _error(f"CONTAINS({g.kind}, region) needs a constant {g.kind}", g.node)
+        # A footprint holding the shape holds its centre or first vertex: search there.
         if g.kind == "circle":
             centre = spatial.unit_vectors(*g.const[:2])
             x, y, z = (repr(float(c)) for c in centre)
-            test = f"sx_contains_circle(footprint, {x}, {y}, {z}, {math.radians(g.const[2])!r})"
-            return self.rtree(planeid, np.repeat(centre, 2), test)
-        v = spatial.unit_vectors(*g.const[0])
+            radius = math.radians(g.const[2])
+            test = (
+                f"{zones.contains_sql(centre)} "
+                f"AND sx_contains_circle(footprint, {x}, {y}, {z}, {radius!r}) = 1"
+            )
+            return self.footprints_near(planeid, g.const[:2], 0.0, test)
+        first = spatial.unit_vectors(*g.const[0])
         blob = self.param(self.polygon_blob(g))
-        return self.rtree(planeid, np.repeat(v, 2), f"sx_contains_polygon(footprint, {blob})")
+        test = f"{zones.contains_sql(first)} AND sx_contains_polygon(footprint, {blob}) = 1"
+        return self.footprints_near(planeid, g.const[0], 0.0, test)
 
     VALUES: ClassVar[dict[type, Callable]] = {}
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from spherex_archive.catalogue.ddl import SCHEMA_VERSION, Dialect
+from spherex_archive.catalogue.zones import ZoneIndex
 from spherex_archive.model import tables as model
 
 
@@ -159,6 +160,11 @@ class Catalogue(ABC):
     @abstractmethod
     def planes_intersecting_circle(self, ra: float, dec: float, radius: float) -> list[int]:
         """Plane ids whose footprint overlaps the circle (degrees)."""
+
+    def zone_index(self) -> ZoneIndex | None:
+        """The layout of the footprint index that the ADQL translator searches (SQLite only:
+        PostgreSQL's pgsphere indexes need no help)."""
+        return None
 
     # --- shared helpers --------------------------------------------------------------------
 

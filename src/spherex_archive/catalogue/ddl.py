@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spherex_archive.catalogue import zones
 from spherex_archive.model import tables as model
 from spherex_archive.model.schema import Column, Table
 
 SCHEMA_VERSION = 1
-RTREE = "archive_plane_rtree"
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _create_table(dialect: Dialect, name: str, table: Table, extra: list[str]) -
 def stored_tables(dialect: Dialect) -> list[str]:
     """DDL of the internal tables, without spatial extras (the backends add those)."""
     # PostgreSQL keeps the footprint in the plane (GiST-indexed spoly); SQLite keeps it in the
-    # R*Tree's auxiliary columns, so a spatial search never leaves the index.
+    # zones index's rows (``zones.py``), so a spatial search never leaves the index.
     footprint = ["footprint spoly"] if dialect.name == "postgresql" else []
     i = dialect.internal
     statements = [
@@ -163,7 +163,7 @@ def footprint_of(dialect: Dialect, plane: str) -> str:
     """SQL for the stored footprint of the plane aliased ``plane``."""
     if dialect.name == "postgresql":
         return f"{plane}.footprint"
-    return f"(SELECT r.footprint FROM {RTREE} r WHERE r.id = {plane}.planeid)"
+    return f"(SELECT f.footprint FROM {zones.TABLE} f WHERE f.planeid = {plane}.planeid)"
 
 
 def view_statements(dialect: Dialect) -> list[tuple[str, str]]:

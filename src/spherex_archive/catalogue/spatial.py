@@ -3,8 +3,8 @@
 A footprint is a convex spherical polygon (great-circle edges) given by its vertices. It is kept
 as a 24-double record: four unit vectors and the four inward edge normals, so that "is this
 point inside?" is four dot products, with no trigonometry, no special case at the poles and
-none at RA = 0. The SQLite catalogue stores the record as a blob and indexes the polygon's
-exact 3-D bounding box in an R*Tree; PostgreSQL uses pgsphere instead and needs none of this.
+none at RA = 0. The SQLite catalogue stores the record as a blob beside its zones index
+(``zones``); PostgreSQL uses pgsphere instead and needs none of this.
 """
 
 from __future__ import annotations
@@ -131,40 +131,6 @@ def intersects_polygon(records: np.ndarray, vertices: np.ndarray) -> np.ndarray:
             on_poly = _on_arc(pa[j], pb[j], pn[j], t)
             crossing |= np.any(on_foot & on_poly & (norm[..., 0] > 1e-15), axis=1)
     return foot_in_poly | poly_in_foot | crossing
-
-
-def bounding_boxes(records: np.ndarray) -> np.ndarray:
-    """Exact (n, 6) boxes (minx, maxx, miny, maxy, minz, maxz) of the spherical polygons.
-
-    A coordinate is largest at a vertex, inside an edge (where the edge's great circle comes
-    closest to the axis), or at the axis itself when the polygon contains it (a footprint over
-    a pole reaches z = 1 though no vertex does).
-    """
-    v, normals = _split(records)
-    nxt = np.roll(v, -1, axis=1)
-    out = np.empty((len(v), 6))
-    for k in range(3):
-        for side, sign in ((1, 1.0), (0, -1.0)):
-            axis = np.zeros(3)
-            axis[k] = sign
-            best = np.max(v @ axis, axis=1)
-            q = axis - (normals @ axis)[..., None] * normals
-            qn = np.linalg.norm(q, axis=-1)
-            q = np.divide(q, qn[..., None], out=np.zeros_like(q), where=qn[..., None] > 1e-15)
-            arc = np.where(_on_arc(v, nxt, normals, q) & (qn > 1e-15), q @ axis, -2.0)
-            best = np.maximum(best, np.max(arc, axis=1))
-            best = np.where(contains_point(records, axis), 1.0, best)
-            out[:, 2 * k + side] = sign * best
-    return out
-
-
-def circle_box(centre: np.ndarray, radius_rad: float) -> np.ndarray:
-    """A box (minx, maxx, ...) holding the whole cap: the centre plus or minus the chord."""
-    chord = 2.0 * np.sin(min(radius_rad, np.pi) / 2.0)
-    c = np.asarray(centre, dtype=float)
-    return np.array(
-        [c[0] - chord, c[0] + chord, c[1] - chord, c[1] + chord, c[2] - chord, c[2] + chord]
-    )
 
 
 def contains_point_scalar(blob: bytes | None, x: float, y: float, z: float) -> int:

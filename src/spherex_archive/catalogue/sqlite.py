@@ -1,8 +1,8 @@
 """The embedded catalogue: one SQLite file in WAL mode (many readers while one process writes).
 
-Spatial search: an R*Tree over the exact 3-D bounding boxes of the footprints on the unit sphere
-(native to SQLite, no extension to load) finds candidates; the exact spherical test runs on
-all candidates at once in numpy, or row by row in SQL through the ``sx_contains`` function.
+Spatial search: footprints are stored in declination zones sorted by RA (:mod:`zones`), so a
+search reads a few contiguous runs of rows; SQLite itself tests each candidate's edge normals,
+and only the tests that need more (circles, polygons) call Python functions.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from spherex_archive.catalogue import spatial, sqlite_functions
+from spherex_archive.catalogue import spatial, sqlite_functions, zones
 from spherex_archive.catalogue.base import (
     Catalogue,
     CatalogueError,
@@ -26,14 +27,12 @@ from spherex_archive.catalogue.base import (
     Writer,
     limited_rows,
 )
-from spherex_archive.catalogue.ddl import RTREE, Dialect
+from spherex_archive.catalogue.ddl import Dialect
+
+LEGACY_RTREE = "archive_plane_rtree"
+"""Where catalogues made before the zones index kept their footprints (moved on ``create``)."""
 
 BATCH = 1000
-
-
-def _register_functions(conn: sqlite3.Connection) -> None:
-    conn.create_function("sx_contains", 4, spatial.contains_point_scalar, deterministic=True)
-    sqlite_functions.register(conn)
 
 
 class SqliteWriter(Writer):
@@ -74,14 +73,21 @@ class SqliteWriter(Writer):
     ) -> None:
         if not len(planeids):
             return
-        records = spatial.footprint_records(ra, dec)
-        boxes = spatial.bounding_boxes(records)
+        self.index_footprints(planeids, spatial.footprint_records(ra, dec), release_dates)
+
+    def index_footprints(
+        self, planeids: Sequence[int], records: np.ndarray, release_dates: Sequence[str]
+    ) -> None:
+        """File footprint records in the zones index, replacing a plane's earlier one."""
+        placement = zones.place(planeids, records, release_dates)
         self.conn.executemany(
-            f"INSERT OR REPLACE INTO {RTREE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (int(p), *map(float, b), spatial.record_bytes(r), str(d))
-                for p, b, r, d in zip(planeids, boxes, records, release_dates, strict=True)
-            ],
+            f"DELETE FROM {zones.TABLE} WHERE planeid = ?", [(int(p),) for p in planeids]
+        )
+        self.conn.executemany(zones.INSERT, placement.rows)
+        self.conn.executemany(
+            f"INSERT INTO {zones.CLASSES} VALUES (?, ?) ON CONFLICT (class) "
+            "DO UPDATE SET max_radius = max(max_radius, excluded.max_radius)",
+            list(placement.class_radius.items()),
         )
 
 
@@ -119,11 +125,11 @@ class SqliteCatalogue(Catalogue):
             conn.execute("PRAGMA cache_size = -1048576")
         conn.execute("PRAGMA busy_timeout = 30000")
         if readonly:
-            # Spatial candidates are fetched from random pages of the R*Tree's shadow tables:
-            # map the file so that every reader shares the operating system's page cache.
+            # Map the file so that every reader shares the operating system's page cache
+            # instead of each keeping its own copy of the pages it reads.
             conn.execute("PRAGMA mmap_size = 17179869184")
             conn.execute("PRAGMA cache_size = -131072")
-        _register_functions(conn)
+        sqlite_functions.register(conn)
         return conn
 
     def _checkout(self) -> sqlite3.Connection:
@@ -153,15 +159,43 @@ class SqliteCatalogue(Catalogue):
 
     # --- schema and writing ----------------------------------------------------------------
 
+    def _initial_statements(self) -> list[str]:
+        return [*super()._initial_statements(), *zones.DDL]
+
     def create(self) -> None:
         with self.writer() as w:
             for statement in self._initial_statements():
                 w.execute(statement)
-            w.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS {RTREE} USING rtree("
-                "id, minx, maxx, miny, maxy, minz, maxz, +footprint BLOB, +release_date TEXT)"
-            )
+            self._move_legacy_footprints(w)
             self._refresh_derived(w)
+
+    @staticmethod
+    def _move_legacy_footprints(w: SqliteWriter, chunk: int = 100_000) -> None:
+        """Refile the footprints of a catalogue made with the R*Tree index in the zones index."""
+        exists = w.fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [LEGACY_RTREE]
+        )
+        if not exists:
+            return
+        total = w.fetchall(f"SELECT COUNT(*) FROM {LEGACY_RTREE}")[0][0]
+        bar = tqdm(
+            total=total,
+            desc="moving footprints to the zones index",
+            unit="plane",
+            unit_scale=True,
+            disable=total < chunk,
+        )
+        # One pass over the R*Tree (it has no ordered access by id) while writing elsewhere.
+        cursor = w.conn.execute(f"SELECT id, footprint, release_date FROM {LEGACY_RTREE}")
+        while rows := cursor.fetchmany(chunk):
+            w.index_footprints(
+                [r[0] for r in rows],
+                spatial.records_from_bytes([r[1] for r in rows]),
+                [r[2] for r in rows],
+            )
+            bar.update(len(rows))
+        bar.close()
+        w.execute(f"DROP TABLE {LEGACY_RTREE}")
 
     @contextmanager
     def writer(self) -> Iterator[SqliteWriter]:
@@ -222,33 +256,39 @@ class SqliteCatalogue(Catalogue):
 
     # --- spatial ---------------------------------------------------------------------------
 
-    def _candidates(self, box: np.ndarray) -> tuple[list[int], np.ndarray]:
+    def zone_index(self) -> zones.ZoneIndex:
+        with self._reading() as conn:
+            return self._zone_index(conn)
+
+    @staticmethod
+    def _zone_index(conn: sqlite3.Connection) -> zones.ZoneIndex:
+        rows = conn.execute(f"SELECT class, max_radius FROM {zones.CLASSES}").fetchall()
+        return zones.ZoneIndex(dict(rows))
+
+    def _search(self, ra: float, dec: float, radius: float, test: str) -> list[tuple]:
+        """(planeid, footprint) of the released planes near the cap that pass ``test``."""
         with self._reading() as conn:
             conn.set_progress_handler(None, 0)
-            rows = conn.execute(
-                f"SELECT r.id, r.footprint FROM {RTREE} r "
-                "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? "
-                f"AND r.minz <= ? AND r.maxz >= ? AND r.release_date <= {self.dialect.now}",
-                (box[1], box[0], box[3], box[2], box[5], box[4]),
-            ).fetchall()
-        if not rows:
-            return [], np.empty((0, 24))
-        ids = [r[0] for r in rows]
-        return ids, spatial.records_from_bytes([r[1] for r in rows])
+            conn.execute("BEGIN")  # the index's layout and its rows from one snapshot
+            try:
+                where = self._zone_index(conn).where(ra, dec, radius)
+                return conn.execute(
+                    f"SELECT planeid, footprint FROM {zones.TABLE} WHERE {where} "
+                    f"AND release_date <= {self.dialect.now} AND {test}"
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
 
     def planes_containing(self, ra: float, dec: float) -> list[int]:
         point = spatial.unit_vectors(ra, dec)
-        ids, records = self._candidates(np.repeat(point, 2))
-        if not ids:
-            return []
-        keep = spatial.contains_point(records, point)
-        return [i for i, k in zip(ids, keep, strict=True) if k]
+        return [r[0] for r in self._search(ra, dec, 0.0, zones.contains_sql(point))]
 
     def planes_intersecting_circle(self, ra: float, dec: float, radius: float) -> list[int]:
         centre = spatial.unit_vectors(ra, dec)
         radius_rad = np.radians(radius)
-        ids, records = self._candidates(spatial.circle_box(centre, radius_rad))
-        if not ids:
+        rows = self._search(ra, dec, radius, zones.near_edges_sql(centre, radius_rad))
+        if not rows:
             return []
+        records = spatial.records_from_bytes([r[1] for r in rows])
         keep = spatial.intersects_circle(records, centre, radius_rad)
-        return [i for i, k in zip(ids, keep, strict=True) if k]
+        return [r[0] for r, k in zip(rows, keep, strict=True) if k]

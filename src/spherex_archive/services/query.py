@@ -98,7 +98,13 @@ class QueryEngine:
         which may read hidden columns."""
         try:
             tree = parse(adql) if isinstance(adql, str) else adql
-            return translate(tree, self.catalogue.dialect, uploads, internal=internal)
+            return translate(
+                tree,
+                self.catalogue.dialect,
+                uploads,
+                internal=internal,
+                zone_index=self.catalogue.zone_index(),
+            )
         except RecursionError:
             raise AdqlError("the query is nested too deeply", 1, 1) from None
 
