@@ -1095,10 +1095,10 @@ class _Translator:
     ) -> str:
         """The SQLite footprint index: planes whose footprint passes ``test``, looked for near
         the cap of ``radius`` degrees around ``centre`` (``grow=False``: footprints inside it)."""
-        near = "1"
-        if self.zone_index is not None:
-            near = self.zone_index.where(*centre, radius, grow=grow)
-        return f"({planeid} IN (SELECT planeid FROM {zones.TABLE} WHERE {near} AND {test}))"
+        if self.zone_index is None:
+            return f"({planeid} IN (SELECT planeid FROM {zones.TABLE} WHERE {test}))"
+        search = self.zone_index.select("planeid", test, *centre, radius, grow=grow)
+        return f"({planeid} IN ({search}))"
 
     def point_in_region(self, p: _Geo, region: _Geo) -> str:
         footprint, planeid = region.sql

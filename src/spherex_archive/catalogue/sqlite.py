@@ -265,17 +265,19 @@ class SqliteCatalogue(Catalogue):
         rows = conn.execute(f"SELECT class, max_radius FROM {zones.CLASSES}").fetchall()
         return zones.ZoneIndex(dict(rows))
 
-    def _search(self, ra: float, dec: float, radius: float, test: str) -> list[tuple]:
-        """(planeid, footprint) of the released planes near the cap that pass ``test``."""
+    def _search(
+        self, ra: float, dec: float, radius: float, test: str, columns: str = "planeid"
+    ) -> list[tuple]:
+        """``columns`` of the released planes' index rows near the cap that pass ``test``."""
         with self._reading() as conn:
             conn.set_progress_handler(None, 0)
             conn.execute("BEGIN")  # the index's layout and its rows from one snapshot
             try:
-                where = self._zone_index(conn).where(ra, dec, radius)
-                return conn.execute(
-                    f"SELECT planeid, footprint FROM {zones.TABLE} WHERE {where} "
-                    f"AND release_date <= {self.dialect.now} AND {test}"
-                ).fetchall()
+                # "now" as a value: SQLite would call strftime once per candidate row.
+                now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+                condition = f"{test} AND release_date <= '{now}'"
+                sql = self._zone_index(conn).select(columns, condition, ra, dec, radius)
+                return conn.execute(sql).fetchall()
             finally:
                 conn.execute("COMMIT")
 
@@ -286,7 +288,8 @@ class SqliteCatalogue(Catalogue):
     def planes_intersecting_circle(self, ra: float, dec: float, radius: float) -> list[int]:
         centre = spatial.unit_vectors(ra, dec)
         radius_rad = np.radians(radius)
-        rows = self._search(ra, dec, radius, zones.near_edges_sql(centre, radius_rad))
+        near = zones.near_edges_sql(centre, radius_rad)
+        rows = self._search(ra, dec, radius, near, "planeid, footprint")
         if not rows:
             return []
         records = spatial.records_from_bytes([r[1] for r in rows])

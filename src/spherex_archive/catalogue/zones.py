@@ -38,6 +38,8 @@ scale makes full-size SPHEREx frames (radius 2.47 degrees) and the demo's 128-pi
 ZONES_PER_CLASS_RADIUS = 4
 ZONE_BITS = 24
 MAX_ZONE_RANGES = 64
+MAX_UNION = 400
+"""More ranges than this are searched as one OR (SQLite joins at most 500 SELECTs)."""
 MARGIN = 1e-7
 """Degrees added to every reach: rounding in the stored centres must never lose a footprint."""
 
@@ -163,27 +165,47 @@ class ZoneIndex:
         around (ra, dec); ``grow=False`` for footprints that must lie inside the cap, whose
         centres then do too."""
         out = []
+        ra, dec = float(ra) % 360.0, float(dec)  # numpy scalars would print as np.float64(...)
         for size_class, largest in sorted(self.class_radius.items()):
-            reach = radius + (largest if grow else 0.0) + MARGIN
-            out += _class_ranges(size_class, ra % 360.0, dec, reach)
+            reach = float(radius) + (largest if grow else 0.0) + MARGIN
+            out += _class_ranges(size_class, ra, dec, reach)
         return out
 
-    def where(self, ra: float, dec: float, radius: float, *, grow: bool = True) -> str:
-        """SQL condition on ``zone`` and ``ra`` for :meth:`ranges` (numbers written in full)."""
-        terms = [
-            f"(zone {f'= {z0}' if z0 == z1 else f'BETWEEN {z0} AND {z1}'} "
-            f"AND ra BETWEEN {lo!r} AND {hi!r})"
-            for z0, z1, lo, hi in self.ranges(ra, dec, radius, grow=grow)
+    def select(
+        self,
+        columns: str,
+        condition: str,
+        ra: float,
+        dec: float,
+        radius: float,
+        *,
+        grow: bool = True,
+    ) -> str:
+        """SQL selecting ``columns`` of the index rows near the cap that meet ``condition``.
+
+        One SELECT per key range, joined by UNION ALL: the ranges never overlap, and SQLite's
+        OR of ranges would spend more time proving that than reading the rows (a third of a
+        search at 10 million planes)."""
+        ranges = self.ranges(ra, dec, radius, grow=grow)
+        if not ranges:
+            return f"SELECT {columns} FROM {TABLE} WHERE 0"
+        keys = [
+            f"zone {f'= {z0}' if z0 == z1 else f'BETWEEN {z0} AND {z1}'} "
+            f"AND ra BETWEEN {lo!r} AND {hi!r}"
+            for z0, z1, lo, hi in ranges
         ]
-        return _balanced_or(terms) if terms else "0"
+        if len(keys) > MAX_UNION:
+            return f"SELECT {columns} FROM {TABLE} WHERE {_balanced_or(keys)} AND {condition}"
+        return " UNION ALL ".join(
+            f"SELECT {columns} FROM {TABLE} WHERE {key} AND {condition}" for key in keys
+        )
 
 
 def _balanced_or(terms: list[str]) -> str:
-    """``a OR b OR ...`` nested as a balanced tree: a wide cap over small footprints has
-    thousands of ranges, and SQLite refuses expressions nested more than 1000 deep (its
-    planner flattens the tree again and searches each range by the key)."""
+    """``a OR b OR ...`` nested as a balanced tree: SQLite refuses expressions nested more
+    than 1000 deep (its planner flattens the tree again and searches each range by the key)."""
     if len(terms) == 1:
-        return terms[0]
+        return f"({terms[0]})"
     middle = len(terms) // 2
     return f"({_balanced_or(terms[:middle])} OR {_balanced_or(terms[middle:])})"
 
