@@ -289,9 +289,12 @@ class SqliteCatalogue(Catalogue):
         centre = spatial.unit_vectors(ra, dec)
         radius_rad = np.radians(radius)
         near = zones.near_edges_sql(centre, radius_rad)
-        rows = self._search(ra, dec, radius, near, "planeid, footprint")
-        if not rows:
-            return []
-        records = spatial.records_from_bytes([r[1] for r in rows])
-        keep = spatial.intersects_circle(records, centre, radius_rad)
-        return [r[0] for r, k in zip(rows, keep, strict=True) if k]
+        inside = f"({zones.contains_sql(centre)})"
+        rows = self._search(ra, dec, radius, near, f"planeid, {inside}, footprint")
+        found = [r[0] for r in rows if r[1]]
+        edge = [r for r in rows if not r[1]]  # the centre is outside: the exact test decides
+        if edge:
+            records = spatial.records_from_bytes([r[2] for r in edge])
+            keep = spatial.intersects_circle(records, centre, radius_rad)
+            found += [r[0] for r, k in zip(edge, keep, strict=True) if k]
+        return found
