@@ -12,9 +12,11 @@ own API), then in a 1280x800 headless Chromium types the position and radius int
 form and clicks Search, --runs times (the radius nudged each run so no server cache answers).
 The page marks ``explorer:search-start`` when the form is submitted, ``explorer:rows-painted``
 two animation frames after the first page of rows is in the table, and
-``explorer:footprints-drawn`` two frames after Aladin Lite was given every footprint; the
-medians are printed as a Markdown table (targets: rows < 300 ms, footprints < 1 s), with the
-JS bundle's sizes (raw and gzip) read from the built bundle.
+``explorer:footprints-drawn`` one frame after Aladin Lite drew the sky view's footprint layer
+holding the whole answer's footprints (those in view, at most ``MAX_DRAWN`` of them at once:
+``web/explorer/src/footprints.js``); the medians are printed as a Markdown table (targets: rows
+< 300 ms, footprints < 1 s) with the footprints loaded and drawn, the load average while the
+searches ran, and the JS bundle's sizes (raw and gzip) read from the built bundle.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -66,7 +69,9 @@ def radius_for(port: int, wanted: int) -> tuple[tuple[float, float], float, int]
 
 def measure(
     page, base: str, centre: tuple[float, float], radius: float, runs: int
-) -> list[tuple[float, float]]:
+) -> tuple[list[tuple[float, float]], str]:
+    """(rows, footprints) milliseconds of each timed search; and the footprints the sky view
+    held and drew after the last one ("loaded / drawn")."""
     page.goto(f"{base}/applications/spherex/")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#sky[data-ready=true]", timeout=60_000)  # Aladin loaded once
@@ -91,7 +96,8 @@ def measure(
         )
         if run:
             timings.append((rows, footprints))
-    return timings
+    sky = page.evaluate("() => document.getElementById('sky').dataset")
+    return timings, f"{int(sky['footprints']):,} / {int(sky['drawn']):,}"
 
 
 def bundle_sizes() -> list[list[str]]:
@@ -147,7 +153,9 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             for wanted in args.results:
                 centre, radius, found = radius_for(port, wanted)
-                timings = measure(page, base, centre, radius, args.runs)
+                before = os.getloadavg()[0]
+                timings, held = measure(page, base, centre, radius, args.runs)
+                load = f"{before:.1f}-{os.getloadavg()[0]:.1f}"
                 rows = statistics.median(t[0] for t in timings)
                 drawn = statistics.median(t[1] for t in timings)
                 table.append(
@@ -157,6 +165,8 @@ def main() -> None:
                         f"{rows:.0f} ms",
                         f"{drawn:.0f} ms",
                         f"{max(t[1] for t in timings):.0f} ms",
+                        held,
+                        load,
                     ]
                 )
                 print(
@@ -178,6 +188,8 @@ def main() -> None:
             "click -> rows painted",
             "click -> footprints drawn",
             "slowest footprints",
+            "footprints loaded / drawn",
+            "load average",
         ],
         table,
     )

@@ -19,6 +19,7 @@ from spherex_archive.config import Settings
 from spherex_archive.server.app import create_app
 from spherex_archive.synth.survey import DEEP_FIELDS
 from tests.protocols.client import Reply, raw_request, request
+from tests.services.test_explorer import read_binary
 from tests.serving import serving
 
 API = "/applications/spherex/api"
@@ -189,6 +190,7 @@ def test_paging_sorting_and_filters(archive_server):
         ({"filter": "obs_id"}, "column:op:value"),
         ({"filter": "t_min:gt:soon"}, "t_min is a number"),
         ({"target": "10;4"}, "target"),
+        ({"ra": 10, "dec": 4, "prefetch": "rows"}, "prefetch: 'rows'"),
     ],
 )
 def test_bad_searches_say_which_parameter(archive_server, params, words):
@@ -217,6 +219,34 @@ def test_footprints(archive_server):
     cut = body(get(base, f"{API}/footprints", {**params, "limit": 3}))
     assert cut["truncated"] and cut["total"] == found["total"] and cut["ids"] == found["ids"][:3]
     refused(get(base, f"{API}/footprints", {**params, "limit": 100001}), 400, "limit")
+    refused(get(base, f"{API}/footprints", {**params, "format": "xml"}), 400, "format: 'xml'")
+
+
+def test_binary_footprints(archive_server):
+    base = archive_server.base
+    params = {"ra": NEP[0], "dec": NEP[1], "sr": 0.5}
+    found = body(get(base, f"{API}/footprints", params))
+    reply = get(base, f"{API}/footprints", {**params, "format": "binary", "limit": 5})
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "application/vnd.spherex.footprints"
+    block = read_binary(reply.body)
+    assert block["ids"] == found["ids"][:5] and block["detectors"] == found["detectors"][:5]
+    assert block["truncated"] and block["total"] == found["total"]
+    for a, b in zip(block["polygons"], found["polygons"], strict=False):
+        assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_search_pages_carry_their_footprints(archive_server):
+    base = archive_server.base
+    params = {"ra": NEP[0], "dec": NEP[1], "sr": 0.2, "detector": 4}
+    page = body(
+        get(base, f"{API}/search", {**params, "columns": "obs_id", "prefetch": "footprints"})
+    )
+    every = body(get(base, f"{API}/footprints", params))
+    assert page["rows"] and page["total"] == every["total"] == len(every["ids"])
+    polygon = dict(zip(every["ids"], every["polygons"], strict=True))
+    assert [polygon[link["id"]] for link in page["links"]] == page["footprints"]["polygons"]
+    assert set(page["footprints"]["detectors"]) == {4}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,15 +1,21 @@
 """The Explorer's search service on both catalogues: every constraint checked against a
 brute-force answer (SIA for positions, the whole ObsCore table filtered in Python for the rest),
 pages that tile the whole sorted answer, totals cached until the catalogue changes, footprints
-and download scripts."""
+(JSON and binary, their total from the kept order, read once, prefetched) and download
+scripts."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import shlex
+import struct
+import threading
 
+import numpy as np
 import pytest
 
+from spherex_archive.catalogue.base import QueryTimeout
 from spherex_archive.config import Settings
 from spherex_archive.services import explorer as ex
 from spherex_archive.services.explorer import (
@@ -309,10 +315,157 @@ def test_footprints(services, everything, backend):
     cut = service.footprints(Search(targets=[NEP], radius=1.0), limit=5)
     assert cut["truncated"] and cut["total"] == len(found["ids"])
     assert cut["ids"] == found["ids"][:5]
-    # Calibration files have no footprint.
-    assert service.footprints(Search(collections=["spherex_qr2_cal"]))["ids"] == []
+    # Calibration files have no footprint; the total still counts them, as the table does.
+    cal = service.footprints(Search(collections=["spherex_qr2_cal"]))
+    cal_files = [r for r in everything[backend] if r["obs_collection"] == "spherex_qr2_cal"]
+    assert cal["ids"] == [] and cal["total"] == len(cal_files) > 0
     with pytest.raises(BadParameter, match="limit"):
         service.footprints(Search(targets=[NEP]), limit=0)
+
+
+def test_pages_carry_their_rows_footprints(services, everything, backend):
+    found = services[backend].search(
+        Search(targets=[NEP], radius=0.3), Page(columns=["obs_id"], limit=50)
+    )
+    by_id = {r["obs_publisher_did"]: r for r in everything[backend]}
+    footprints = found["footprints"]
+    assert len(footprints["polygons"]) == len(footprints["detectors"]) == len(found["rows"]) > 5
+    for link, detector, polygon in zip(
+        found["links"], footprints["detectors"], footprints["polygons"], strict=True
+    ):
+        row = by_id[link["id"]]  # the rows' own, although no such column was asked for
+        assert f"SPHEREx-D{detector}" == row["energy_bandpassname"]
+        assert polygon == pytest.approx(region_numbers(row["s_region"]), abs=5e-5)
+    # Calibration files have none.
+    cal = services[backend].search(Search(collections=["spherex_qr2_cal"]), Page(limit=5))
+    assert cal["rows"] and cal["footprints"]["polygons"] == [None] * len(cal["rows"])
+
+
+def region_numbers(region: str) -> list[float]:
+    """The vertices of a stored ``POLYGON ICRS ...`` region, without the closing repeat."""
+    numbers = [float(w) for w in region.split()[2:]]
+    return numbers[:-2] if numbers[:2] == numbers[-2:] else numbers
+
+
+def test_polygons_are_parsed_in_one_go():
+    kept, counts, vertices = ex.polygon_arrays(
+        [
+            "POLYGON ICRS 1 2 3 4 5 6 1 2",  # closed: the repeat goes
+            None,
+            "CIRCLE ICRS 10 20 1",  # not a polygon
+            "POLYGON  10 20 30 40 50 60 70 80",  # no frame, two spaces: open, kept whole
+            "POLYGON ICRS 1 2 3",  # odd
+            "POLYGON ICRS 1 2 3 4",  # a segment
+            "Polygon FK5 359.5 -89.5 0.5 -89.5 180 -89.9 ",
+        ]
+    )
+    assert kept.tolist() == [0, 3, 6]
+    assert counts.tolist() == [3, 4, 3]
+    assert ex.rounded_polygons(counts, vertices) == [
+        [1, 2, 3, 4, 5, 6],
+        [10, 20, 30, 40, 50, 60, 70, 80],
+        [359.5, -89.5, 0.5, -89.5, 180, -89.9],
+    ]
+    kept, counts, vertices = ex.polygon_arrays([])
+    assert (len(kept), len(counts), vertices.shape) == (0, 0, (0, 2))
+
+
+def read_binary(block: bytes) -> dict:
+    """The binary footprint block as its JSON form (docs/explorer.md: the layout)."""
+    assert block[:4] == b"SXF1"
+    (size,) = struct.unpack_from("<I", block, 4)
+    assert size % 4 == 0
+    header = json.loads(block[8 : 8 + size])
+    n, v = header["count"], header["vertices"]
+    at = 8 + size
+    coords = np.frombuffer(block, "<f4", 2 * v, at)
+    counts = np.frombuffer(block, "<u2", n, at + 8 * v)
+    detectors = np.frombuffer(block, "u1", n, at + 8 * v + 2 * n)
+    assert len(block) == at + 8 * v + 3 * n
+    ends = np.cumsum(counts) * 2
+    return {
+        "total": header["total"],
+        "truncated": header["truncated"],
+        "ids": header["ids"],
+        "detectors": [int(d) or None for d in detectors],
+        "polygons": [p.tolist() for p in np.split(coords.astype(float), ends[:-1])],
+    }
+
+
+def test_binary_footprints_hold_what_json_does(services, backend):
+    found = services[backend].footprint_set(Search(targets=[NEP], radius=1.0))
+    as_json, as_binary = found.to_json(), read_binary(found.to_binary())
+    assert len(as_json["ids"]) > 20
+    for key in ("total", "truncated", "ids", "detectors"):
+        assert as_binary[key] == as_json[key]
+    exact = np.split(found.vertices.ravel(), np.cumsum(found.counts)[:-1] * 2)
+    for a, b, c in zip(as_binary["polygons"], as_json["polygons"], exact, strict=True):
+        assert a == pytest.approx(c, abs=1.6e-5)  # float32: half of 2**-15 deg at RA 256-512
+        assert b == pytest.approx(c, abs=5e-5)  # JSON: 4 decimals
+
+
+def test_footprints_count_from_the_kept_order(services, backend):
+    service = ExplorerService(services[backend].engine, services[backend].settings)
+    seen = counting(service)
+    search = Search(targets=[NEP], radius=1.0)
+    page = service.search(search, Page(limit=5))
+    found = service.footprint_set(search)
+    cut = service.footprint_set(search, limit=3)
+    assert found.total == cut.total == page["total"] and cut.truncated and not found.truncated
+    assert cut.ids == found.ids[:3]
+    assert not [q for q in seen if "COUNT(" in q]  # the kept order's length, no second count
+    footprint_reads = [q for q in seen if "s_region IS NOT NULL" in q]
+    assert len(footprint_reads) == 2  # one per limit
+    # Asked again (the same search and catalogue), they are not read again.
+    assert service.footprint_set(search, limit=3) is cut
+    assert len([q for q in seen if "s_region IS NOT NULL" in q]) == 2
+
+
+def test_footprints_are_prefetched_once(services, backend):
+    service = ExplorerService(services[backend].engine, services[backend].settings)
+    seen = counting(service)
+    search = Search(targets=[NEP], radius=1.0, detectors=[2])
+    gate = threading.Event()
+    run = service.engine.run
+
+    class Held:  # the prefetch's reading waits until the request for it has come
+        catalogue = service.engine.catalogue
+
+        def run(self, adql, **kw):
+            if "s_region IS NOT NULL" in str(adql):
+                gate.wait(10)
+            return run(adql, **kw)
+
+    service.engine = Held()
+    service.search(search, Page(limit=5))
+    service.prefetch_footprints(search)
+    waiting = threading.Timer(0.2, gate.set)
+    waiting.start()
+    found = service.footprint_set(search)  # waits for the prefetch's reading, reads nothing
+    waiting.join()
+    service._workers.shutdown(wait=True)  # whatever the worker read is counted
+    assert found.ids and set(found.detectors.tolist()) == {2}
+    assert len([q for q in seen if "s_region IS NOT NULL" in q]) == 1
+
+
+def test_a_failed_footprint_reading_is_tried_again(services, backend):
+    service = ExplorerService(services[backend].engine, services[backend].settings)
+    search = Search(targets=[NEP], radius=0.5)
+    run, failures = service.engine.run, [1]
+
+    class Failing:
+        catalogue = service.engine.catalogue
+
+        def run(self, adql, **kw):
+            if "s_region IS NOT NULL" in str(adql) and failures:
+                failures.pop()
+                raise QueryTimeout("stopped")
+            return run(adql, **kw)
+
+    service.engine = Failing()
+    with pytest.raises(QueryTimeout):
+        service.footprint_set(search)
+    assert service.footprint_set(search).ids
 
 
 def test_download_scripts(services, backend):

@@ -1,6 +1,7 @@
 """End-to-end tests of the Data Explorer in headless Chromium (issue #8): search by name and
-by coordinates, filter by detector, sort, select, the image viewer's wavelength readout, a
-spectrum, a bulk cutout and a download script, the keyboard, and errors said in words.
+by coordinates, filter by detector, sort, select, the sky view linked to the table both ways
+(and its cap on footprints drawn at once), the image viewer's wavelength readout, a spectrum,
+a bulk cutout and a download script, the keyboard, and errors said in words.
 
 The small release covers M31 (four images hold its centre) and the NEP deep field."""
 
@@ -153,6 +154,89 @@ def test_viewer_reads_a_wavelength_under_the_cursor(page, explorer_server):
     canvas.focus()
     page.keyboard.press("+")
     shot(page, "07-viewer-flags")
+
+
+SKY = "document.getElementById('sky').skyView"
+
+
+def wait_sky_drawn(page) -> None:
+    """Until the answer's footprints are on screen and the view has stopped moving (the search
+    centres and zooms it): edgePoint is where a pointer finds a footprint only then."""
+    page.wait_for_function("() => performance.getEntriesByName('explorer:footprints-drawn').length")
+    page.wait_for_function(f"() => {SKY}.layer.page && {SKY}.layer.all")
+    last = None
+    for _ in range(50):
+        now = page.evaluate(
+            f"() => [{SKY}.aladin.getRaDec(), {SKY}.aladin.getFov(), {SKY}.layer.all.screen?.[0]]"
+        )
+        if now == last:
+            return
+        last = now
+        page.wait_for_timeout(200)
+    pytest.fail("the sky view never stopped moving")
+
+
+def test_sky_and_table_are_linked_both_ways(page, explorer_server):
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/" in r.url else None)
+    search(page, explorer_server, NEP, radius=5)
+    assert wait_footprints(page) == 36
+    # The first page asks the server to read the footprints as it answers; they come as one
+    # binary block.
+    assert any("/api/search?" in url and "prefetch=footprints" in url for url in asked)
+    assert any("/api/footprints?" in url and "format=binary" in url for url in asked)
+    wait_sky_drawn(page)
+    ids = page.eval_on_selector_all(
+        "#results-table tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)"
+    )
+    # A row's footprint, reached where nothing else lies nearer (overlapping outlines share
+    # points): the pointer on it marks the row, a click selects it and opens its image.
+    for did in ids:
+        point = page.evaluate(f"(id) => {SKY}.edgePoint(id)", did)
+        if point and page.evaluate(f"([x, y]) => {SKY}.idAt(x, y)", point) == did:
+            break
+    else:
+        pytest.fail("no footprint outline of the page's rows can be pointed at")
+    page.mouse.move(point[0] + 20, point[1] + 20)
+    page.mouse.move(*point, steps=4)  # Aladin reports moves, not positions
+    page.wait_for_selector(f"#results-table tbody tr.hovered[data-id='{did}']")
+    assert page.evaluate(f"() => {SKY}.layer.hovered[0].ids[{SKY}.layer.hovered[1]]") == did
+    page.mouse.click(*point)
+    page.wait_for_selector(f"#results-table tbody tr.active[data-id='{did}']")
+    assert page.get_attribute("#sky", "data-selected") == did
+    page.wait_for_selector("#viewer-canvas", state="attached")
+    shot(page, "05b-footprint-clicked")
+    # Away from every outline, nothing is hovered.
+    box = page.locator("#sky").bounding_box()
+    corner = (box["x"] + 3, box["y"] + box["height"] - 3)
+    if page.evaluate(f"([x, y]) => {SKY}.idAt(x, y)", corner) is None:
+        page.mouse.move(*corner)
+        page.wait_for_selector("#results-table tbody tr.hovered", state="detached")
+
+
+def test_a_capped_sky_view_samples_and_says_so(page, explorer_server):
+    search(page, explorer_server, NEP, radius=5)
+    assert wait_footprints(page) == 36
+    wait_sky_drawn(page)
+    assert page.inner_text("#sky-note") == ""
+    in_view = int(page.get_attribute("#sky", "data-in-view"))
+    assert in_view > 5 and page.get_attribute("#sky", "data-drawn") == str(in_view)
+    # At most `cap` footprints of the answer are drawn at once, an even sample of those in view
+    page.evaluate(f"() => {{ {SKY}.layer.cap = 5; {SKY}.footprints.reportChange(); }}")
+    page.wait_for_selector("#sky[data-drawn='5']")
+    assert f"5 of the {in_view} in view are drawn" in page.inner_text("#sky-note")
+    drawn = page.evaluate(f"() => Array.from({SKY}.layer.all.shown).filter(Boolean).length")
+    assert drawn == 5
+    # ... and those of the rows on screen are always there.
+    ids = page.eval_on_selector_all(
+        "#results-table tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)"
+    )
+    points = [page.evaluate(f"(id) => {SKY}.edgePoint(id)", did) for did in ids]
+    assert sum(p is not None for p in points) == in_view
+    shot(page, "05c-capped-sky")
+    page.evaluate(f"() => {{ {SKY}.layer.cap = 3000; {SKY}.footprints.reportChange(); }}")
+    page.wait_for_selector(f"#sky[data-drawn='{in_view}']")
+    assert page.inner_text("#sky-note") == ""
 
 
 @pytest.mark.slow

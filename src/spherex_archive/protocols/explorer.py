@@ -4,8 +4,9 @@ the JSON endpoints it calls under ``/applications/spherex/api/`` (documented in
 
 - ``api/resolve?name=``: a target name or coordinates -> RA, Dec; ``api/names``: the built-in
   names.
-- ``api/search`` (GET or POST): a page of matching images with total, columns, links and ADQL;
-  ``api/footprints``: their footprints as polygons.
+- ``api/search`` (GET or POST): a page of matching images with total, columns, links, their
+  footprints and ADQL; ``api/footprints``: the footprints of the whole answer as polygons (JSON)
+  or as one binary block of typed arrays (``format=binary``).
 - ``api/image/info``, ``api/image/plane.png``, ``api/image/pixel``: the image viewer.
 - ``api/script``: a wget or curl script downloading files or cutouts.
 
@@ -323,10 +324,22 @@ async def search(request: Request) -> Response:
     params = await dali_params(request)
 
     def work() -> Response:
-        found = explorer(request).search(parse_search(params), parse_page(params))
+        service, wanted = explorer(request), parse_search(params)
+        prefetch = (_one(params, "prefetch") or "").lower()
+        if prefetch not in ("", "footprints"):
+            raise BadParameter(f"prefetch: {prefetch!r} is not 'footprints'")
+        found = service.search(wanted, parse_page(params))
+        if prefetch:
+            service.prefetch_footprints(wanted)
         return json_response(found)
 
     return await answer(request, work)
+
+
+FOOTPRINT_FORMATS = ("json", "binary")
+BINARY_TYPE = "application/vnd.spherex.footprints"
+"""The binary footprint block (``Footprints.to_binary``); not octet-stream, so that nothing
+takes it for a file to save."""
 
 
 @router.api_route(API + "/footprints", methods=["GET", "POST"], include_in_schema=False)
@@ -335,7 +348,13 @@ async def footprints(request: Request) -> Response:
 
     def work() -> Response:
         limit = _int(params, "limit", FOOTPRINT_LIMIT)
-        return json_response(explorer(request).footprints(parse_search(params), limit))
+        kind = (_one(params, "format") or "json").lower()
+        if kind not in FOOTPRINT_FORMATS:
+            raise BadParameter(f"format: {kind!r} is neither 'json' nor 'binary'")
+        found = explorer(request).footprint_set(parse_search(params), limit)
+        if kind == "binary":
+            return Response(found.to_binary(), media_type=BINARY_TYPE)
+        return json_response(found.to_json())
 
     return await answer(request, work)
 

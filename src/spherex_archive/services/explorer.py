@@ -4,24 +4,35 @@ engine that serves SIA and TAP, so the three can never disagree and the embargo 
 
 The position, time, wavelength and collection constraints are SIA's own conditions (the form is
 translated into SIA parameters and given to :func:`~spherex_archive.services.sia.build_adql`);
-detectors and the results table's column filters are ANDed on top. A page is ``TOP`` rows after
-``OFFSET`` in a stable order (the chosen column, then the dataset id); the total is a COUNT of
-the same conditions, kept in a small cache keyed by them and by the catalogue's state (the
-collections' plane counts, update times and embargo dates), so turning pages never recounts and
-an ingest or an ended embargo does.
+detectors and the results table's column filters are ANDed on top. The first page of a search
+reads the whole order of its dataset ids once and keeps it (the total is its length); later pages
+are a slice of it and a lookup by id. Beyond :data:`MAX_ORDERED` matches a page is ``TOP`` rows
+after ``OFFSET`` in a stable order (the chosen column, then the dataset id) and the total a COUNT.
+Orders and counts are kept in small caches keyed by the conditions and by the catalogue's state
+(the collections' plane counts, update times and embargo dates), so turning pages never recounts
+and an ingest or an ended embargo does.
+
+Footprints (:meth:`ExplorerService.footprint_set`) take their total from the same kept order
+and are parsed for all images at once with numpy; they are answered as JSON or as one compact
+binary block (:meth:`Footprints.to_binary`) that the browser reads without parsing.
 """
 
 from __future__ import annotations
 
 import math
 import shlex
+import struct
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
+
+import numpy as np
+import orjson
 
 from spherex_archive.config import Settings
 from spherex_archive.ingest.coverage import now_text
@@ -62,13 +73,14 @@ OPERATORS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="
 
 COLUMNS: dict[str, Column] = {c.name: c for c in model.SPHEREX_OBSCORE.columns}
 _NUMERIC = ("short", "int", "long", "float", "double")
-_LINKED = ("obs_publisher_did", "dataproduct_type", '"_uri"')
-"""Columns every page also reads (the last one hidden), for each row's links."""
+_LINKED = ("obs_publisher_did", "dataproduct_type", '"_uri"', "s_region", "energy_bandpassname")
+"""Columns every page also reads (``_uri`` hidden), for each row's links and footprint."""
 
 COUNT_CACHE_SIZE = 256
 MAX_ORDERED = 200_000
 """Matches up to which a search's whole order of ids is kept (about 20 MB at the most)."""
 ORDER_CACHE_SIZE = 4
+FOOTPRINT_CACHE_SIZE = 4
 DATASET_SECONDS = 30.0
 """How long a dataset id's current file is trusted before the catalogue is asked again."""
 
@@ -245,14 +257,133 @@ def _with_where(select: str, where: str) -> str:
     return f"{select} WHERE {where}" if where else select
 
 
-def polygon_numbers(region: str) -> list[float]:
-    """``POLYGON ICRS ra1 dec1 ... ra1 dec1`` as its vertices' numbers, rounded to 1e-4 deg
-    (0.36 arcsec), without the closing repeat."""
+def order_clause(sort: Column, descending: bool) -> str:
+    """`` ORDER BY`` the column, then the dataset id: a stable order, so pages never overlap."""
+    order = f" ORDER BY {sort.adql_name} {'DESC' if descending else 'ASC'}"
+    if sort.name != "obs_publisher_did":
+        order += ", obs_publisher_did ASC"
+    return order
+
+
+DEFAULT_ORDER = order_clause(COLUMNS["t_min"], False)
+"""The results' default order, and the footprints' order."""
+
+
+_POLYGON_ICRS = "POLYGON ICRS "
+
+
+def _polygon_text(region: str) -> str | None:
+    """The numbers of an STC-S ``POLYGON [frame] ra dec ...`` region as text; None for other
+    shapes (SPHEREx footprints are all polygons: anything else is not drawn)."""
     words = region.split()
-    numbers = [round(float(w), 4) for w in words[2:]]
-    if len(numbers) >= 8 and numbers[:2] == numbers[-2:]:
-        numbers = numbers[:-2]
-    return numbers
+    if not words or words[0].upper() != "POLYGON":
+        return None
+    numbers = words[2:] if len(words) > 1 and words[1][:1].isalpha() else words[1:]
+    return " ".join(numbers) if numbers else None
+
+
+def polygon_arrays(regions: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The polygons among STC-S ``regions``: which ones they are (indices), their vertex counts
+    and their vertices (``(sum of counts, 2)``: RA, Dec in degrees), each without its closing
+    repeat. All numbers are parsed in one numpy call: a Python ``float`` per number costs more
+    than the query that read them."""
+    kept, texts = [], []
+    skip = len(_POLYGON_ICRS)
+    for i, region in enumerate(regions):
+        if region and region.startswith(_POLYGON_ICRS):  # what ingest writes
+            text = region[skip:]
+        else:
+            text = _polygon_text(region) if region else None
+        if text:
+            kept.append(i)
+            texts.append(text)
+    numbers = np.array(" ".join(texts).split(), dtype=np.float64)
+    # Counting single spaces is what ingest's text needs; anything else is split word by word.
+    sizes = np.fromiter((t.count(" ") + 1 for t in texts), dtype=np.int64, count=len(texts))
+    if sizes.sum() != numbers.size:
+        sizes = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
+    usable = (sizes >= 6) & (sizes % 2 == 0)  # at least a triangle, in pairs
+    if not usable.all():
+        numbers = numbers[np.repeat(usable, sizes)]
+        sizes = sizes[usable]
+        kept = [i for i, ok in zip(kept, usable.tolist(), strict=True) if ok]
+    vertices = numbers.reshape(-1, 2)
+    counts = sizes // 2
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    closed = np.zeros(len(counts), dtype=bool)
+    big = counts >= 4  # a closed triangle has 4 vertices, its last repeating its first
+    closed[big] = np.all(vertices[starts[big]] == vertices[ends[big] - 1], axis=1)
+    if closed.any():
+        keep = np.ones(len(vertices), dtype=bool)
+        keep[ends[closed] - 1] = False
+        vertices = vertices[keep]
+        counts = counts - closed
+    return np.array(kept, dtype=np.int64), counts, vertices
+
+
+def rounded_polygons(counts: np.ndarray, vertices: np.ndarray) -> list[list[float]]:
+    """Each polygon as a flat ``ra, dec, ...`` list rounded to 1e-4 deg (0.36 arcsec)."""
+    if not len(counts):
+        return []
+    flat = np.round(vertices, 4).ravel()
+    return [part.tolist() for part in np.split(flat, np.cumsum(counts)[:-1] * 2)]
+
+
+FOOTPRINTS_MAGIC = b"SXF1"
+"""First bytes of a binary footprint answer (the 1 is its layout's version)."""
+
+
+@dataclass
+class Footprints:
+    """The footprints of the first images of a search, in the default order: ``ids[i]`` has
+    ``counts[i]`` vertices, the next ones of ``vertices``; ``detectors[i]`` is 1-6 (0: none)."""
+
+    total: int
+    """Every image matching the search, with a footprint or not (the results table's total)."""
+    truncated: bool
+    """Whether images beyond the first ``limit`` were left out."""
+    ids: list[str]
+    detectors: np.ndarray
+    counts: np.ndarray
+    vertices: np.ndarray
+
+    def to_json(self) -> dict:
+        """Polygons as flat ``ra, dec, ...`` lists rounded to 1e-4 deg (0.36 arcsec)."""
+        return {
+            "total": self.total,
+            "truncated": self.truncated,
+            "ids": self.ids,
+            "detectors": [int(d) or None for d in self.detectors],
+            "polygons": rounded_polygons(self.counts, self.vertices),
+        }
+
+    def to_binary(self) -> bytes:
+        """One block the browser maps onto typed arrays (little-endian): ``SXF1``, the length H
+        of a JSON header (UTF-8, space-padded to a multiple of 4), the header ``{"total",
+        "truncated", "count", "vertices", "ids"}``, then float32 ``ra, dec`` of every vertex,
+        uint16 vertex counts and uint8 detectors. Float32 keeps 0.1 arcsec at RA 360, and
+        the coordinates are a third of the size of their JSON text."""
+        header = orjson.dumps(
+            {
+                "total": self.total,
+                "truncated": self.truncated,
+                "count": len(self.ids),
+                "vertices": int(self.counts.sum()),
+                "ids": self.ids,
+            }
+        )
+        header += b" " * (-len(header) % 4)  # the float32 array must start 4-byte aligned
+        return b"".join(
+            (
+                FOOTPRINTS_MAGIC,
+                struct.pack("<I", len(header)),
+                header,
+                self.vertices.astype("<f4").tobytes(),
+                self.counts.astype("<u2").tobytes(),
+                self.detectors.astype("u1").tobytes(),
+            )
+        )
 
 
 class ExplorerService:
@@ -265,6 +396,8 @@ class ExplorerService:
         self._counts: OrderedDict[tuple[str, tuple], int] = OrderedDict()
         self._datasets: dict[str, tuple[float, DatasetFile]] = {}
         self._orders: OrderedDict[tuple[str, str, tuple], list[str] | None] = OrderedDict()
+        self._footprints: OrderedDict[tuple[str, int, tuple], Future[Footprints]] = OrderedDict()
+        self._workers: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     @property
@@ -357,10 +490,7 @@ class ExplorerService:
         sort = column(page.sort, "sort")
         if sort.is_region:
             raise BadParameter(f"sort: {sort.name} is a region: results cannot be sorted by it")
-        direction = "DESC" if page.descending else "ASC"
-        order = f" ORDER BY {sort.adql_name} {direction}"
-        if sort.name != "obs_publisher_did":  # a stable order, so that pages never overlap
-            order += ", obs_publisher_did ASC"
+        order = order_clause(sort, page.descending)
         offset = f" OFFSET {page.offset}" if page.offset else ""
         names = [c.adql_name for c in columns]
         extra = [n for n in _LINKED if n not in names]
@@ -390,6 +520,13 @@ class ExplorerService:
                     row[where_of['"_uri"']],
                 )
             )
+        # Each row's own footprint, so that the sky view shows and links the rows on screen
+        # whatever part of a large answer its footprint layer holds.
+        polygons: list[list[float] | None] = [None] * len(fetched)
+        kept, counts, vertices = polygon_arrays([row[where_of["s_region"]] for row in fetched])
+        for i, polygon in zip(kept.tolist(), rounded_polygons(counts, vertices), strict=True):
+            polygons[i] = polygon
+        detectors = [detector_number(row[where_of["energy_bandpassname"]]) for row in fetched]
         if total is None:
             total = self.count(where) if page.offset or len(rows) == page.limit else len(rows)
         return {
@@ -400,6 +537,7 @@ class ExplorerService:
             "columns": [_describe(c) for c in columns],
             "rows": rows,
             "links": links,
+            "footprints": {"detectors": detectors, "polygons": polygons},
             "query": {"adql": shown},
         }
 
@@ -416,31 +554,91 @@ class ExplorerService:
             "s3": f"s3://{self.settings.s3_bucket}/{uri.removeprefix(URI_PREFIX)}",
         }
 
-    def footprints(self, search: Search, limit: int = FOOTPRINT_LIMIT) -> dict:
-        """The footprints of the first ``limit`` results in the default order."""
+    def footprint_set(self, search: Search, limit: int = FOOTPRINT_LIMIT) -> Footprints:
+        """The footprints of the first ``limit`` images with one, in the default order; read
+        once per search (and catalogue state) and kept, as the orders are. The total is the
+        search's: from the order its first page kept (no second count), else one COUNT kept
+        the same way."""
+        where = self._footprint_where(search, limit)
+        return self._footprint_future(where, limit, background=False).result()
+
+    def prefetch_footprints(self, search: Search, limit: int = FOOTPRINT_LIMIT) -> None:
+        """Start reading the footprints of ``search`` in a worker thread. The Explorer asks for
+        them once the first page is painted; started as that page is answered, the second
+        spatial pass runs while the browser paints the rows instead of after."""
+        where = self._footprint_where(search, limit)
+        self._footprint_future(where, limit, background=True)
+
+    def _footprint_where(self, search: Search, limit: int) -> str:
         if not 1 <= limit <= MAX_FOOTPRINT_LIMIT:
             raise BadParameter(f"limit: give 1 to {MAX_FOOTPRINT_LIMIT} footprints, not {limit}")
-        where = where_clause(search, self.collections())
-        where = f"({where}) AND s_region IS NOT NULL" if where else "s_region IS NOT NULL"
-        adql = (
-            f"SELECT TOP {limit + 1} obs_publisher_did, energy_bandpassname, s_region "
-            f"FROM spherex.obscore WHERE {where} ORDER BY t_min ASC, obs_publisher_did ASC"
+        return where_clause(search, self.collections())
+
+    def _footprint_future(self, where: str, limit: int, *, background: bool) -> Future:
+        """The footprints of ``where``, read by whichever request asked first (requests that
+        ask meanwhile wait for the same reading)."""
+        key = (where, limit, self._state())
+        with self._lock:
+            found = self._footprints.get(key)
+            if found is not None:
+                self._footprints.move_to_end(key)
+                return found
+            future: Future[Footprints] = Future()
+            self._footprints[key] = future
+            while len(self._footprints) > FOOTPRINT_CACHE_SIZE:
+                self._footprints.popitem(last=False)
+            if background and self._workers is None:
+                self._workers = ThreadPoolExecutor(1, thread_name_prefix="explorer-footprints")
+            workers = self._workers
+        if background and workers is not None:
+            workers.submit(self._read_into, future, key)
+        else:
+            self._read_into(future, key)
+        return future
+
+    def _read_into(self, future: Future, key: tuple[str, int, tuple]) -> None:
+        where, limit, state = key
+        try:
+            future.set_result(self._read_footprints(where, limit, state))
+        except BaseException as error:  # given to whoever waits; the next request tries again
+            with self._lock:
+                if self._footprints.get(key) is future:
+                    del self._footprints[key]
+            future.set_exception(error)
+
+    def _read_footprints(self, where: str, limit: int, state: tuple) -> Footprints:
+        drawn = f"({where}) AND s_region IS NOT NULL" if where else "s_region IS NOT NULL"
+        select = "obs_publisher_did, energy_bandpassname, s_region FROM spherex.obscore"
+        with self._lock:
+            ordered = self._orders.get((where, DEFAULT_ORDER, state))
+        if ordered is not None and len(ordered) <= limit:
+            # All of them, in the order the search kept: the database need not sort the
+            # regions again (a tenth of the reading for 11 000 of them).
+            position = {did: k for k, did in enumerate(ordered)}
+            rows = list(self.engine.run(f"SELECT {select} WHERE {drawn}").rows)
+            rows.sort(key=lambda row: position.get(row[0], len(position)))
+            truncated = False
+        else:
+            adql = f"SELECT TOP {limit + 1} {select} WHERE {drawn}{DEFAULT_ORDER}"
+            rows = list(self.engine.run(adql).rows)
+            truncated = len(rows) > limit
+            del rows[limit:]
+        kept, counts, vertices = polygon_arrays([row[2] for row in rows])
+        number = {f"SPHEREx-D{d}": d for d in DETECTORS}
+        return Footprints(
+            total=self.count(where),
+            truncated=truncated,
+            ids=[rows[i][0] for i in kept],
+            detectors=np.fromiter(
+                (number.get(rows[i][1], 0) for i in kept), dtype=np.uint8, count=len(kept)
+            ),
+            counts=counts,
+            vertices=vertices,
         )
-        ids, detectors, polygons = [], [], []
-        for did, bandpass, region in self.engine.run(adql).rows:
-            ids.append(did)
-            detectors.append(detector_number(bandpass))
-            polygons.append(polygon_numbers(region))
-        truncated = len(ids) > limit
-        if truncated:
-            del ids[limit:], detectors[limit:], polygons[limit:]
-        return {
-            "total": self.count(where) if truncated else len(ids),
-            "truncated": truncated,
-            "ids": ids,
-            "detectors": detectors,
-            "polygons": polygons,
-        }
+
+    def footprints(self, search: Search, limit: int = FOOTPRINT_LIMIT) -> dict:
+        """:meth:`footprint_set` as JSON."""
+        return self.footprint_set(search, limit).to_json()
 
     # ---- datasets by id (the viewer, download scripts)
 

@@ -58,6 +58,19 @@ export async function getJson(url, { signal } = {}) {
   return response.json();
 }
 
+/** An answer's bytes (the binary footprint block), with the same readable errors. */
+export async function getBytes(url, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(url, { signal });
+  } catch (error) {
+    if (error.name === 'AbortError') throw error;
+    throw new ApiError('The archive could not be reached: check the connection.', 0);
+  }
+  if (!response.ok) throw new ApiError(await explain(response), response.status);
+  return response.arrayBuffer();
+}
+
 /** Server-issued absolute URLs use the archive's configured public address; when the page was
  * opened under another name for the same server (127.0.0.1 vs localhost), keep our origin so
  * requests stay same-origin. */

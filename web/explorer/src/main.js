@@ -1,7 +1,7 @@
 // The SPHEREx Data Explorer: wires the search form, the results table, the sky view, the image
 // viewer, the spectrum and the downloads to the archive's API.
 import './style.css';
-import { ApiError, ROOT, apiUrl, getJson } from './api.js';
+import { ApiError, ROOT, apiUrl, getBytes, getJson } from './api.js';
 import { COLLECTIONS } from './constants.js';
 import { formatPosition, parseTime } from './format.js';
 import { ResultsTable } from './results.js';
@@ -10,6 +10,7 @@ import {
   DEFAULT_STATE, buildForm, clearErrors, fromUrl, readForm, showError, targetLines, toUrl, validate, writeForm,
 } from './search.js';
 import { SkyView } from './sky.js';
+import { decodeFootprints } from './footprints.js';
 import { ImageViewer } from './viewer.js';
 import { SpectrumPanel } from './spectrum.js';
 import { DownloadPanel } from './download.js';
@@ -22,6 +23,13 @@ let constraints = null; // the validated search constraints (API units)
 let positions = []; // resolved targets [{name, ra, dec, resolver}]
 let searchController = null;
 const resolved = new Map(); // text -> position, so paging never asks again
+
+/** Put the search in the address (a deep link). Only when it changed: a history call costs a
+ * round trip to the browser, tens of milliseconds on a busy machine. */
+function rememberUrl() {
+  const url = toUrl(state);
+  if (url !== window.location.search) history.replaceState(null, '', url);
+}
 
 function status(message, isError = false) {
   const p = $('status');
@@ -178,10 +186,14 @@ async function runSearch() {
     constraints = checked;
     positions = found;
     table.clearSelection();
-    history.replaceState(null, '', toUrl(state));
-    // rows first: the footprints (up to 20 000 polygons) wait until the table is painted, so
-    // the two requests do not compete on the server and drawing never delays the rows
-    const footprints = loadFootprints(controller.signal, loadPage(controller.signal));
+    // the previous answer's footprints go at once: the sky view draws nothing stale, and
+    // its frames stay cheap while the rows are painted
+    sky.clearFootprints();
+    rememberUrl();
+    // rows first: the footprints (up to 20 000 polygons) are fetched once the table is painted,
+    // so drawing never delays the rows; the server reads them from the moment it answered the
+    // page (prefetch), not from when they are asked for
+    const footprints = loadFootprints(controller.signal, loadPage(controller.signal, { footprints: true }));
     await footprints;
   } catch (error) {
     if (error.name !== 'AbortError') {
@@ -193,13 +205,16 @@ async function runSearch() {
   }
 }
 
-/** One page of rows (paging, sorting, filtering and columns are all the server's job). */
-async function loadPage(signal = searchController?.signal) {
+/** One page of rows (paging, sorting, filtering and columns are all the server's job). With
+ * `footprints`, the server starts reading the whole answer's footprints as it answers, for
+ * loadFootprints to find them ready. */
+async function loadPage(signal = searchController?.signal, { footprints = false } = {}) {
   const t0 = performance.now();
   $('results-table').setAttribute('aria-busy', 'true');
   let answer;
   try {
-    answer = await getJson(apiUrl('search', { ...searchParams(), ...pageParams() }), { signal });
+    const prefetch = footprints ? 'footprints' : undefined;
+    answer = await getJson(apiUrl('search', { ...searchParams(), ...pageParams(), prefetch }), { signal });
   } catch (error) {
     if (error.name === 'AbortError') throw error;
     $('results-table').removeAttribute('aria-busy');
@@ -220,10 +235,12 @@ async function loadPage(signal = searchController?.signal) {
   const how = constraints.query === 'intersects' ? `within ${state.radius} ${state.unit} of` : 'containing';
   $('results-summary').textContent = `${answer.total.toLocaleString('en')} image${answer.total === 1 ? '' : 's'} ${how} ${where}` +
     ` · ${answer.elapsed_ms != null ? `${Math.round(answer.elapsed_ms)} ms on the server, ` : ''}${Math.round(performance.now() - t0)} ms in all`;
-  history.replaceState(null, '', toUrl(state));
+  rememberUrl(); // a new search's address is already there: nothing to do
   requestAnimationFrame(() => requestAnimationFrame(() => {
     performance.mark('explorer:rows-painted');
     document.body.dataset.search = 'done';
+    // the rows' own footprints, after the rows: the sky view may still be loading Aladin
+    if (answer.footprints) sky.showPage(answer.links.map((l) => l.id), answer.footprints.detectors, answer.footprints.polygons);
   }));
   status(`${answer.total.toLocaleString('en')} image${answer.total === 1 ? '' : 's'} found.`);
   if (answer.query?.adql) $('results-table').dataset.adql = answer.query.adql;
@@ -236,15 +253,13 @@ async function loadFootprints(signal, after = Promise.resolve()) {
     await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
     sky.showTargets(positions, constraints.sr);
     sky.showCoverage(state.collections);
-    const fp = await getJson(apiUrl('footprints', { ...p, filter: state.filters }), { signal });
+    // one binary block mapped onto typed arrays: nothing to parse but the ids
+    const fp = decodeFootprints(await getBytes(apiUrl('footprints', { ...p, filter: state.filters, format: 'binary' }), { signal }));
     await sky.showFootprints(fp);
     performance.mark('explorer:footprints-drawn');
-    const note = fp.truncated ? ` (the first ${fp.polygons.length.toLocaleString('en')} of ${fp.total.toLocaleString('en')} are drawn)` : '';
-    $('sky-legend').dataset.note = note;
-    if (note) status(`Sky view: ${note.trim()}.`);
   } catch (error) {
     if (error.name === 'AbortError') throw error;
-    $('sky-legend').textContent = `Footprints could not be drawn: ${error.message}`;
+    $('sky-note').textContent = `Footprints could not be drawn: ${error.message}`;
   }
 }
 
@@ -294,8 +309,9 @@ const table = new ResultsTable({
   onFilter(filters) {
     state.filters = filters;
     state.page = 0;
-    loadPage();
-    loadFootprints(searchController?.signal).catch(() => {});
+    sky.clearFootprints();
+    // the footprints after the page, whose search keeps the order and count they reuse
+    loadFootprints(searchController?.signal, loadPage(undefined, { footprints: true })).catch(() => {});
   },
   onPage(delta, size) {
     if (size) {

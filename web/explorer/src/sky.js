@@ -1,9 +1,12 @@
 // The sky view: Aladin Lite (bundled, loaded on demand so the table paints first) over a dark
-// sky HiPS shipped in the bundle, with the results' footprints and the collections' coverage
-// MOCs. Nothing here reaches beyond the archive: the Aladin options switch off the remote
-// HiPS list, the startup logger and SAMP, and the build rewrites Aladin's remote URLs away.
+// sky HiPS shipped in the bundle, with the results' footprints (footprints.js: drawn in
+// Aladin's overlay pass, hovered and clicked through its mouse callbacks) and the collections'
+// coverage MOCs. Nothing here reaches beyond the archive: the Aladin options switch off the
+// remote HiPS list, the startup logger and SAMP, and the build rewrites Aladin's remote URLs
+// away.
 import { ROOT } from './api.js';
 import { COLLECTIONS, detectorColour } from './constants.js';
+import { FootprintLayer, FootprintSet } from './footprints.js';
 
 const HIPS = new URL('assets/hips/dark', document.baseURI).href;
 const MOC_COLOURS = { spherex_qr2: '#6c8ebf', spherex_qr2_deep: '#b07cc6', spherex_qr2_cal: '#7fae7f' };
@@ -13,8 +16,10 @@ export class SkyView {
     this.element = element;
     this.onClickFootprint = onClickFootprint;
     this.onHoverFootprint = onHoverFootprint;
-    this.byId = new Map();
+    this.layer = new FootprintLayer({ onCount: (counts) => this._note(counts) });
+    this.loaded = null; // {total, truncated, n} of the answer's footprints
     this.mocs = new Map();
+    element.skyView = this; // for the browser tests: where a footprint lies on screen
     this.ready = null;
     this.queue = Promise.resolve();
   }
@@ -52,19 +57,44 @@ export class SkyView {
         backgroundColor: 'rgb(8, 10, 16)',
         mode: 'dark',
       });
-      this.footprints = A.graphicOverlay({ name: 'Footprints', color: '#ffd54a', lineWidth: 1.5 });
+      // An overlay holding no shapes, drawn by the footprint layer: Aladin calls its draw in
+      // the overlay pass of every frame it renders, and its own hover search (a projection
+      // per vertex of every shape on every mouse move) finds nothing to walk through.
+      this.footprints = A.graphicOverlay({ name: 'Footprints', color: '#ffd54a', lineWidth: 1 });
       this.aladin.addOverlay(this.footprints);
+      this.footprints.draw = () => this._drawFootprints();
+      // The layer draws on a canvas of its own, beneath Aladin's overlay canvas (targets, grid
+      // labels) and blind to the pointer. Asked for willReadFrequently, its 2D context is
+      // rastered by the CPU: a GPU-backed one tessellates every new path, and under software
+      // GL (headless Chromium) 3 000 footprints took 1.7 s each time the view moved, against
+      // 20 ms here; a real GPU gains little on a few thousand thin lines either.
+      this.canvas = document.createElement('canvas');
+      this.canvas.className = 'footprint-canvas';
+      this.canvas.setAttribute('aria-hidden', 'true');
+      this.aladin.view.catalogCanvas.before(this.canvas);
+      this.ctx = this.canvas.getContext('2d', { willReadFrequently: true });
       this.targets = A.graphicOverlay({ name: 'Targets', color: '#ff5252', lineWidth: 2 });
       this.aladin.addOverlay(this.targets);
-      this.aladin.on('objectClicked', (object) => {
-        const id = object?.data?.id;
+      this.aladin.on('click', ({ x, y, isDragging }) => {
+        if (isDragging) return;
+        const id = this.layer.idAt(x, y);
         if (id) this.onClickFootprint(id);
       });
-      this.aladin.on('objectHovered', (object) => {
-        const id = object?.data?.id;
-        if (id) this.onHoverFootprint(id);
+      this.aladin.on('mouseMove', ({ x, y }) => {
+        const id = this.layer.idAt(x, y);
+        if (id !== this._pointed) {
+          this._pointed = id;
+          this._highlight(id);
+          this.onHoverFootprint(id);
+        }
       });
-      this.aladin.on('objectHoveredStop', () => this.onHoverFootprint(null));
+      this.element.addEventListener('mouseleave', () => {
+        if (this._pointed) {
+          this._pointed = null;
+          this._highlight(null);
+          this.onHoverFootprint(null);
+        }
+      });
       this.element.dataset.ready = 'true';
       return this.aladin;
     }).catch((error) => {
@@ -74,35 +104,69 @@ export class SkyView {
     return this.ready;
   }
 
-  /** Draw one polygon per result; ids[i] belongs to polygons[i]. Resolves once drawn. */
-  showFootprints(answer) {
-    return this._serial(() => this._showFootprints(answer));
+  _drawFootprints() {
+    const { width, height } = this.aladin.view;
+    const scale = window.devicePixelRatio || 1;
+    const canvas = this.canvas;
+    if (canvas.width !== Math.round(width * scale) || canvas.height !== Math.round(height * scale)) {
+      canvas.width = Math.round(width * scale);
+      canvas.height = Math.round(height * scale);
+      canvas.style.width = `${width}px`;
+      canvas.style.height = `${height}px`;
+    }
+    this.ctx.setTransform(scale, 0, 0, scale, 0, 0);
+    this.ctx.clearRect(0, 0, width, height);
+    if (this.footprints.isShowing) this.layer.draw(this.ctx, this.aladin);
   }
 
-  async _showFootprints({ ids, detectors, polygons }) {
-    const A = this.A;
-    this.footprints.removeAll();
-    this.byId.clear();
-    const shapes = [];
-    for (let i = 0; i < polygons.length; i++) {
-      const flat = polygons[i];
-      const vertices = [];
-      for (let k = 0; k + 1 < flat.length; k += 2) vertices.push([flat[k], flat[k + 1]]);
-      const colour = detectorColour(detectors?.[i]);
-      const shape = A.polygon(vertices, {
-        color: colour,
-        hoverColor: '#ffffff',
-        selectionColor: '#ffffff',
-        lineWidth: 1.5,
-      });
-      shape.data = { id: ids[i] };
-      this.byId.set(ids[i], shape);
-      shapes.push(shape);
-    }
-    // one redraw for all of them
-    this.footprints.addFootprints(shapes);
-    this.element.dataset.footprints = String(shapes.length);
-    await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  /** Every result's footprints (api/footprints, decoded): resolves once they are on screen. */
+  showFootprints(decoded) {
+    return this._serial(() => {
+      const set = FootprintSet.fromBinary(decoded);
+      this.loaded = { total: decoded.total, truncated: decoded.truncated, n: set.n };
+      this.layer.counted = ''; // the note is written again at the next frame
+      return this._setLayer('all', set);
+    });
+  }
+
+  /** Say what the view holds when it is not every footprint of the answer. */
+  _note({ inView, drawn }) {
+    const n = (x) => x.toLocaleString('en');
+    const parts = [];
+    if (this.loaded?.truncated) parts.push(`Footprints of the first ${n(this.loaded.n)} of ${n(this.loaded.total)} images are loaded; those of the rows on screen always are.`);
+    if (drawn < inView) parts.push(`${n(drawn)} of the ${n(inView)} in view are drawn: zoom in to see them all.`);
+    const note = document.getElementById('sky-note');
+    if (note) note.textContent = parts.join(' ');
+    this.element.dataset.drawn = String(drawn);
+    this.element.dataset.inView = String(inView);
+  }
+
+  /** The footprints of the rows on screen (the search answer's own `footprints`), drawn on top
+   * of the others: the rows on screen stay linked whatever part of the answer `all` holds. */
+  showPage(ids, detectors, polygons) {
+    // nobody waits for these to reach the screen: the queue goes on at once
+    return this._serial(() => { this._setLayer('page', FootprintSet.fromPage(ids, detectors, polygons)); });
+  }
+
+  /** Forget every footprint (a new search): the previous answer is not drawn meanwhile. */
+  clearFootprints() {
+    if (!this.aladin) return;
+    this.loaded = null;
+    this.layer.all = this.layer.page = this.layer.hovered = this.layer.selected = null;
+    this.footprints.reportChange();
+  }
+
+  async _setLayer(name, set) {
+    const layer = this.layer;
+    layer[name] = set;
+    // the hovered and selected footprints follow their id into the new sets
+    for (const which of ['hovered', 'selected']) if (layer[which]) layer[which] = layer.find(layer[which][0].ids[layer[which][1]]);
+    if (name === 'all') this.element.dataset.footprints = String(set?.n ?? 0);
+    this.footprints.reportChange();
+    // drawn in Aladin's next frame (at most a second: a hidden sky view may not draw), then
+    // one more frame for it to reach the screen
+    await Promise.race([layer.nextFrame(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+    await new Promise((resolve) => requestAnimationFrame(resolve));
   }
 
   showTargets(positions, radiusDeg) {
@@ -181,9 +245,8 @@ export class SkyView {
   }
 
   _highlight(id) {
-    if (this._hovered && this._hovered !== this._selected) this._hovered.setLineWidth?.(1.5);
-    this._hovered = id ? this.byId.get(id) : null;
-    if (this._hovered) this._hovered.setLineWidth?.(4);
+    this.layer.hovered = id ? this.layer.find(id) : null;
+    this.footprints.reportChange();
   }
 
   /** Select a footprint (click in the table or the sky) and centre it. */
@@ -197,29 +260,27 @@ export class SkyView {
   }
 
   _select(id, { centre = true } = {}) {
-    const shape = this.byId.get(id);
-    if (this._selected && this._selected !== shape) {
-      this._selected.deselect?.();
-      this._selected.setLineWidth?.(1.5);
-    }
-    this._selected = shape || null;
-    if (!shape) return;
-    shape.select?.();
-    shape.setLineWidth?.(3);
-    if (centre) {
-      const v = shape.raDecArray || [];
-      if (v.length) {
-        // centre on the mean unit vector (safe at RA = 0 and the poles)
-        let x = 0, y = 0, z = 0;
-        for (const [ra, dec] of v) {
-          const r = (ra * Math.PI) / 180, d = (dec * Math.PI) / 180;
-          x += Math.cos(d) * Math.cos(r); y += Math.cos(d) * Math.sin(r); z += Math.sin(d);
-        }
-        const ra = ((Math.atan2(y, x) * 180) / Math.PI + 360) % 360;
-        const dec = (Math.atan2(z, Math.hypot(x, y)) * 180) / Math.PI;
-        this.aladin.gotoRaDec(ra, dec);
-      }
-    }
+    const found = this.layer.find(id);
+    this.layer.selected = found;
+    this.footprints.reportChange();
+    if (!found) return;
+    if (centre) this.aladin.gotoRaDec(...found[0].centre(found[1]));
     this.element.dataset.selected = id;
+  }
+
+  /** Where the outline of footprint `id` lies in the page's viewport ([x, y] in CSS pixels),
+   * or null when it is not drawn: what a pointer must reach to hover or click it. */
+  edgePoint(id) {
+    const found = this.layer.find(id);
+    const point = found && found[0].edgePoint(found[1]);
+    if (!point) return null;
+    const box = this.canvas.getBoundingClientRect();
+    return [box.left + point[0], box.top + point[1]];
+  }
+
+  /** The footprint a pointer at (x, y) in the viewport would hover, as edgePoint's inverse. */
+  idAt(x, y) {
+    const box = this.canvas.getBoundingClientRect();
+    return this.layer.idAt(x - box.left, y - box.top);
   }
 }
