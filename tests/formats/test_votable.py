@@ -14,8 +14,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from astropy.io.votable import parse
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from spherex_archive.formats import votable
+from spherex_archive.formats import cells, votable
 from spherex_archive.formats.votable import Param, error_document, write_votable
 from spherex_archive.model import tables
 from spherex_archive.model.schema import Column
@@ -306,6 +308,73 @@ def test_bad_arguments_fail_at_the_call():
 
 def test_serialization_is_case_insensitive():
     assert b"<BINARY2>" in document(ROWS[:1], "binary2")
+
+
+def xml_allowed(text: str) -> str:
+    """``text`` with the characters XML 1.0 cannot carry replaced by U+FFFD."""
+    return "".join(
+        ch
+        if ch in "\t\n\r" or "\x20" <= ch <= "\ud7ff" or "\ue000" <= ch <= "\ufffd" or ch > "\uffff"
+        else "\ufffd"
+        for ch in text
+    )
+
+
+AWKWARD = st.text(st.sampled_from("ab é😀<>&]]\r\t\n\x00\x1f\ufffe\ud800"), max_size=6)
+TABLE = (
+    Column("s", "char", "text"),
+    Column("u", "unicodeChar", "text", arraysize="*"),
+    Column("d", "double", "x"),
+    Column("n", "long", "n"),
+    Column("iv", "double", "interval", arraysize="2", xtype="interval"),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.sampled_from(["plain", "POLYGON ICRS 1 2 3 4 5 6"]), AWKWARD),
+            st.one_of(st.none(), AWKWARD),
+            st.one_of(st.none(), st.floats()),
+            st.one_of(st.none(), st.integers(-(2**63) + 1, 2**63 - 1)),
+            st.one_of(st.none(), st.tuples(st.floats(), st.floats())),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+@example([("a\rb", "ok", 1.0, 1, None)] * 3)
+@example([("a\x00b", "ok", 1.0, 1, None)] * 3)
+@example([("a\ufffeb", "ok", 1.0, 1, None)] * 3)
+@example([("a\ud800b", "ok", 1.0, 1, None)] * 3)
+@example([("a]]>b", "ok", 1.0, 1, None)] * 3)
+@example([("a&b", "ok", 1.0, 1, None)] * 3)
+@example([("plain", "ok", 0.5, 2, (1.0, 2.0))] * 16 + [("a<b", "é", None, None, None)] * 4)
+def test_tabledata_cells_are_the_value_texts(rows):
+    """Batches that need escaping and batches that do not (several per document): every cell
+    reads back as its text, with only what XML cannot carry replaced."""
+    root = ET.fromstring(document(rows, "TABLEDATA", TABLE))
+    trs = root.findall(".//v:TR", NS)
+    assert len(trs) == len(rows)
+    for tr, row in zip(trs, rows, strict=True):
+        tds = [td.text or "" for td in tr.findall("v:TD", NS)]
+        for column, text, value in zip(TABLE, tds, row, strict=True):
+            expected = xml_allowed(cells.value_text(column, value))
+            if column.datatype == "double" and column.arraysize is None and value is not None:
+                assert text == expected or float(text) == float(expected)
+            else:
+                assert text == expected, (column.name, value)
+
+
+def test_fields_follow_the_columns_metadata_not_just_their_names():
+    """FIELDs and row writers are made once per column list: a list that differs in anything
+    (here a description and a datatype) gets its own."""
+    first = document([(1,)], columns=(Column("a", "int", "first"),))
+    second = document([(1.5,)], columns=(Column("a", "double", "second"),))
+    assert b"first" in first and b'datatype="int"' in first
+    assert b"second" in second and b'datatype="double"' in second
+    assert b"<TD>1.5</TD>" in second
 
 
 # --------------------------------------------------------------------------------------------

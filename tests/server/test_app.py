@@ -3,6 +3,7 @@ folder, served by uvicorn. Landing page, health, metrics, the file tree, and no 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from starlette.responses import StreamingResponse
 
 from spherex_archive.catalogue import open_catalogue
 from spherex_archive.server import landing
-from spherex_archive.server.app import SERVER, create_app, route_paths
+from spherex_archive.server.app import GC_YOUNG_THRESHOLD, SERVER, create_app, route_paths
 from tests.protocols.client import Page, request
 from tests.server.conftest import PUBLIC_URL, copy_catalogue, serving, settings_for
 
@@ -212,3 +213,18 @@ def test_metrics(archive):
     for collection, count in counts.items():
         assert planes[f'spherex_catalogue_planes{{collection="{collection}"}}'] == count
     assert _samples(text, "spherex_catalogue_up")["spherex_catalogue_up"] == 1
+
+
+def test_serving_collects_young_objects_less_often(ingested, small_release, tmp_path):
+    """While the app serves, the youngest GC generation waits for GC_YOUNG_THRESHOLD
+    allocations; the thresholds the process had come back when it stops."""
+    path = copy_catalogue(ingested, tmp_path / "catalogue.db")
+    app = create_app(settings_for(path, small_release))
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        with serving(app):
+            assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)

@@ -7,11 +7,13 @@ import csv
 import io
 import json
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from spherex_archive.catalogue import open_catalogue
 from spherex_archive.config import Settings
+from spherex_archive.formats.votable import NAMESPACE
 from spherex_archive.ingest.run import ingest
 from spherex_archive.server.app import create_app
 from spherex_archive.synth.survey import DEEP_FIELDS
@@ -34,6 +36,9 @@ def empty_catalogue(request, tmp_path):
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+VOTABLE = f"{{{NAMESPACE}}}"
+
+
 def _sia(base: str, **params) -> list[dict]:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     reply = request(f"{base}/SIA?RESPONSEFORMAT=csv&{query}")
@@ -41,11 +46,21 @@ def _sia(base: str, **params) -> list[dict]:
     return list(csv.DictReader(io.StringIO(reply.body.decode())))
 
 
+def _collection_options(base: str) -> list[str]:
+    """The collections SIA's self-description offers for COLLECTION."""
+    reply = request(f"{base}/SIA?MAXREC=0")
+    assert reply.status == 200, reply.body
+    root = ET.fromstring(reply.body)
+    (param,) = [p for p in root.iter(f"{VOTABLE}PARAM") if p.get("name") == "COLLECTION"]
+    return [o.get("value") for o in param.iter(f"{VOTABLE}OPTION")]
+
+
 def test_ingest_while_serving_is_visible_at_once(empty_catalogue, small_release):
     ra, dec = DEEP_FIELDS["NEP"]
     app = create_app(Settings(catalogue=empty_catalogue, data=str(small_release)))
     with serving(app, lifespan="on", access_log=False) as base:
         assert _sia(base, POS=f"CIRCLE%20{ra}%20{dec}%200") == []
+        assert _collection_options(base) == []
         assert json.loads(request(f"{base}/coverage/?format=json").body)["collections"] == []
         writer = open_catalogue(empty_catalogue)  # the ingest's own connection, as the CLI's
         try:
@@ -55,6 +70,8 @@ def test_ingest_while_serving_is_visible_at_once(empty_catalogue, small_release)
         # Right after the ingest returns: no refresh, no restart.
         rows = _sia(base, POS=f"CIRCLE%20{ra}%20{dec}%200")
         assert len(rows) == 16
+        # The self-description is made once per list of collections, never kept stale.
+        assert {"spherex_qr2", "spherex_qr2_deep"} <= set(_collection_options(base))
         key = rows[0]["access_url"].split("/ibe/data/spherex/", 1)[1]
         assert request(f"{base}/ibe/data/spherex/{key}", "HEAD").status == 200
         folder = key.rsplit("/", 1)[0]

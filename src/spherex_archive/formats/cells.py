@@ -1,11 +1,11 @@
 """Cell values as text, the same way in every output format.
 
-Writers compile one Python function per table from the columns' metadata (``RowFormat``):
-each cell becomes an inline expression specialised for its column's datatype, so the common
-types (``str``, ``int``, ``None``) cost a type test and a format, with no function call per
-cell; floating-point columns are formatted a batch at a time (``real_texts``). Everything else
-a database driver may return (``datetime``, ``Decimal``, numpy scalars, booleans stored as
-integers, arrays) goes through the helpers below.
+Writers format a batch of rows a column at a time (``RowFormat``): each column becomes its
+texts in one call chosen from its datatype (orjson writes whole columns of numbers, ``str``
+values are kept as they are), and the rows are put together with ``str.join``, so the common
+types (``str``, ``int``, ``float``, ``None``) cost no Python code per cell. Everything else a
+database driver may return (``datetime``, ``Decimal``, numpy scalars, booleans stored as
+integers, arrays) goes value by value through the helpers below.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
 from itertools import islice, repeat
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -132,65 +130,119 @@ def value_text(column: Column, value: Any, *, true: str = "T", false: str = "F")
 
 
 # --------------------------------------------------------------------------------------------
-# Floating-point columns, a batch at a time
+# Numeric columns, a batch at a time
 
-_JSON_NUMBERS = b"0123456789+-.e,[]nul"
+_JSON_REALS = b"0123456789+-.e,[]nul"
 """What orjson's output of a list of floats and None may hold (``null`` for None, NaN, inf)."""
+_JSON_INTEGERS = b"0123456789-,[]nul"
+"""The same for a list of ints and None."""
 
 
-def real_texts(values: list[Any]) -> list[str]:
+def _json_texts(
+    values: Sequence[Any], allowed: bytes, text: Callable[[Any], str]
+) -> list[str] | None:
+    """The texts of a column of numbers written by orjson at once ("" for NULL), or None when
+    its output holds anything but ``allowed`` (numpy or Decimal values, booleans, floats in an
+    integer column...). orjson writes ``null`` for NaN and infinities too: those values go
+    through ``text``."""
+    try:
+        data = orjson.dumps(values)
+    except TypeError:  # numpy or Decimal values, ints beyond 64 bits
+        return None
+    if data.translate(None, allowed):
+        return None
+    texts = data[1:-1].decode().split(",")
+    nulls = texts.count("null")
+    if nulls and nulls == values.count(None):  # every null is a NULL
+        return [""] * nulls if nulls == len(texts) else ["" if t == "null" else t for t in texts]
+    if nulls:
+        for i, t in enumerate(texts):
+            if t == "null":
+                value = values[i]
+                texts[i] = "" if value is None else text(value)
+    return texts
+
+
+def real_texts(values: Sequence[Any]) -> list[str]:
     """The texts of a column of floating-point values ("" for NULL).
 
     ``repr(float)`` costs about a microsecond here, and a result has many float columns; orjson
     writes the same shortest round-trip forms (``0.1``, ``1e-7``) about fifteen times faster
-    for a whole list. What it cannot write exactly (numpy or Decimal values, booleans: anything
-    but digits and ``null`` in its output) goes value by value; its ``null`` (None, NaN, inf)
-    is resolved value by value too.
+    for a whole list. What it cannot write exactly goes value by value.
     """
-    try:
-        data = orjson.dumps(values)
-    except TypeError:
-        data = None
-    if data is not None and not data.translate(None, _JSON_NUMBERS):
-        texts = data[1:-1].decode().split(",")
-        if "null" in texts:
-            for i, text in enumerate(texts):
-                if text == "null":
-                    value = values[i]
-                    texts[i] = "" if value is None else real_text(value)
-        return texts
-    return ["" if v is None else real_text(v) for v in values]
+    texts = _json_texts(values, _JSON_REALS, real_text)
+    if texts is None:
+        return ["" if v is None else real_text(v) for v in values]
+    return texts
+
+
+def _integer_text(value: Any) -> str:
+    return str(value if value.__class__ is int else integer_value(value))
+
+
+def integer_texts(values: Sequence[Any]) -> list[str]:
+    """The texts of a column of integers ("" for NULL): orjson for a list of ints, value by
+    value otherwise (booleans, numpy values; an integral float is written as an int, any other
+    float refused)."""
+    texts = _json_texts(values, _JSON_INTEGERS, _integer_text)
+    if texts is None:
+        return ["" if v is None else _integer_text(v) for v in values]
+    return texts
 
 
 # --------------------------------------------------------------------------------------------
-# Compiled rows
+# Columns of a batch
+
+_STR = {str}
+_NONE = {type(None)}
+
+
+def plain_texts(values: Sequence[Any]) -> Sequence[str]:
+    """The texts of a column of text values ("" for NULL): the values themselves when they are
+    all ``str``, as they are from both databases."""
+    kinds = set(map(type, values))
+    if kinds == _STR:
+        return values
+    if kinds == _NONE:
+        return [""] * len(values)
+    return ["" if v is None else _plain_text(v) for v in values]
+
+
+def timestamp_texts(values: Sequence[Any]) -> Sequence[str]:
+    """The DALI timestamps of a column ("" for NULL); ``str`` values are the databases'
+    ``YYYY-MM-DD HH:MM:SS``, given their ``T``."""
+    kinds = set(map(type, values))
+    if kinds == _STR:
+        return list(map(str.replace, values, repeat(" "), repeat("T"), repeat(1)))
+    if kinds == _NONE:
+        return [""] * len(values)
+    return ["" if v is None else timestamp_text(v) for v in values]
+
+
+def column_texts(
+    column: Column, *, true: str = "T", false: str = "F"
+) -> Callable[[Sequence[Any]], Sequence[str]]:
+    """The function turning a batch of this column's values into their texts (NULL:
+    ``null_text``)."""
+    if column.datatype in TEXT_TYPES:
+        return timestamp_texts if column.is_timestamp else plain_texts
+    if is_array(column):
+        element = scalar_text(column, true=true, false=false)
+        null = null_text(column)
+        return lambda values: [null if v is None else array_text(v, element) for v in values]
+    if column.datatype == "boolean":
+        return lambda values: ["" if v is None else (true if v else false) for v in values]
+    if column.datatype in INTEGER_TYPES:
+        return integer_texts
+    return real_texts
+
 
 HELPERS: dict[str, Any] = {
     "_timestamp": timestamp_text,
     "_text": text_value,
     "_integer": integer_value,
-    "_array": array_text,
 }
-
-
-def text_expression(
-    column: Column, var: str, index: int, *, true: str, false: str, escape: bool = False
-) -> str:
-    """Python expression giving the non-null value named ``var`` of a column that is not a
-    floating-point scalar, in a form that ``format()`` turns into its text: a ``str``, or an
-    ``int`` whose ``str`` is right. With ``escape``, text goes through ``_esc`` of the
-    generated code's globals."""
-    if column.datatype in TEXT_TYPES:
-        if column.is_timestamp:
-            text = f"({var}.replace(' ', 'T', 1) if {var}.__class__ is str else _timestamp({var}))"
-        else:
-            text = f"({var} if {var}.__class__ is str else _text({var}))"
-        return f"_esc{text}" if escape else text
-    if is_array(column):
-        return f"_array({var}, _element{index})"
-    if column.datatype == "boolean":
-        return f"({true!r} if {var} else {false!r})"
-    return f"({var} if {var}.__class__ is int else _integer({var}))"
+"""Helpers of the code that writers compile per column list (BINARY2 rows)."""
 
 
 def compile_function(name: str, source: str, namespace: dict[str, Any]) -> Callable:
@@ -200,47 +252,15 @@ def compile_function(name: str, source: str, namespace: dict[str, Any]) -> Calla
     return scope[name]
 
 
-@lru_cache(maxsize=256)
-def _compiled(
-    columns: tuple[Column, ...],
-    join: tuple[str, str, str] | None,
-    true: str,
-    false: str,
-    escape: Callable[[str], str] | None,
-) -> tuple[list[int], Callable]:
-    """The row function of a list of columns, compiled once: compiling costs about a
-    millisecond, as much as formatting a few hundred rows of a typical answer."""
-    reals = [i for i, c in enumerate(columns) if c.datatype in FLOAT_TYPES and not is_array(c)]
-    cells = []
-    for i, c in enumerate(columns):
-        if i in reals:
-            cells.append(f"reals[{reals.index(i)}]")
-        else:
-            value = text_expression(
-                c, f"v{i}", i, true=true, false=false, escape=escape is not None
-            )
-            cells.append(f"{null_text(c)!r} if v{i} is None else {value}")
-    unpack = f"    ({', '.join(f'v{i}' for i in range(len(columns)))},) = row\n"
-    if join is None:
-        body = f"({', '.join(cells)},)"
-    else:
-        prefix, separator, suffix = (_f_literal(part) for part in join)
-        body = 'f"' + prefix + separator.join("{" + c + "}" for c in cells) + suffix + '"'
-    source = "def format_row(row, reals):\n" + unpack + f"    return {body}\n"
-    elements = {
-        f"_element{i}": scalar_text(c, true=true, false=false)
-        for i, c in enumerate(columns)
-        if is_array(c)
-    }
-    return reals, compile_function("format_row", source, {**HELPERS, **elements, "_esc": escape})
-
-
 class RowFormat:
-    """Rows to text, a batch at a time, compiled for one list of columns.
+    """Rows to text, a batch at a time, one column after the other.
 
-    With ``join=(prefix, separator, suffix)`` each row becomes one string (an f-string per
-    row); without, a tuple of texts (for the csv module). NULL is ``null_text``. ``escape``
-    applies to text cells only: numbers never need it.
+    A batch is turned into columns (``zip``), each column into its texts by one call (orjson for
+    whole columns of numbers, ``str`` values kept as they are), and the rows are put together
+    by ``str.join``: the common types (``str``, ``int``, ``float``, ``None``) cost no Python
+    code per cell at all. ``rows`` gives tuples of texts (for the csv module); with
+    ``join=(prefix, separator, suffix)``, ``text`` gives the batch as one string. NULL is
+    ``null_text``. ``escape`` applies to text columns only: numbers never need it.
     """
 
     def __init__(
@@ -254,20 +274,33 @@ class RowFormat:
     ) -> None:
         if not columns:
             raise ValueError("a table needs at least one column")
-        self.reals, self._row = _compiled(tuple(columns), join, true, false, escape)
+        self.width = len(columns)
+        self._texts = [column_texts(c, true=true, false=false) for c in columns]
+        self._escaped = [i for i, c in enumerate(columns) if escape and c.datatype in TEXT_TYPES]
+        self._escape = escape
+        self._join = join
 
-    def rows(self, batch: list[tuple]) -> Iterator[Any]:
-        """The formatted rows of a batch, in order."""
-        if not self.reals:
-            return map(self._row, batch, repeat(()))
-        columns = [real_texts(list(map(itemgetter(i), batch))) for i in self.reals]
-        return map(self._row, batch, zip(*columns, strict=True))
+    def columns(self, batch: list[tuple]) -> list[Sequence[str]]:
+        """The texts of a batch, column by column."""
+        values = list(zip(*batch, strict=True))
+        if len(values) != self.width:
+            raise ValueError(f"rows of {len(values)} values for {self.width} columns")
+        texts = [text(v) for text, v in zip(self._texts, values, strict=True)]
+        for i in self._escaped:
+            texts[i] = list(map(self._escape, texts[i]))
+        return texts
 
+    def rows(self, batch: list[tuple]) -> Iterator[tuple[str, ...]]:
+        """The texts of a batch, row by row."""
+        return zip(*self.columns(batch), strict=True)
 
-def _f_literal(text: str) -> str:
-    """``text`` as the literal part of a double-quoted f-string."""
-    literal = repr(text)[1:-1] if "'" not in text else repr(text)[1:-1].replace("\\'", "'")
-    return literal.replace('"', '\\"').replace("{", "{{").replace("}", "}}")
+    def text(self, batch: list[tuple]) -> str:
+        """The rows of a batch as one string, each ``prefix + cells joined + suffix``."""
+        if self._join is None:
+            raise ValueError("this RowFormat was made without join")
+        prefix, separator, suffix = self._join
+        rows = map(separator.join, self.rows(batch))
+        return prefix + (suffix + prefix).join(rows) + suffix
 
 
 def batches(rows: Iterator[tuple], encode: Callable[[list[tuple]], bytes]) -> Iterator[bytes]:

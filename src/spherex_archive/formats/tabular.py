@@ -108,7 +108,7 @@ def _html_text(text: str) -> str:
 
 
 def _joined(formats: cells.RowFormat) -> Callable[[list[tuple]], bytes]:
-    return lambda batch: "".join(formats.rows(batch)).encode()
+    return lambda batch: formats.text(batch).encode()
 
 
 def _stream(

@@ -183,13 +183,12 @@ def write_votable(
     serialization = serialization.upper()
     if serialization not in SERIALIZATIONS:
         raise ValueError(f"unknown VOTable serialization {serialization!r}")
-    columns = tuple(columns)
-    body = _tabledata(columns) if serialization == "TABLEDATA" else _binary2(columns)
+    fields, body = _table(tuple(columns), serialization)
     head = [_head(), f'<RESOURCE type="{xml_attr(resource_type)}">\n', _status("OK")]
     head.extend(_element("INFO", {"name": k, "value": v}) + "\n" for k, v in (infos or {}).items())
     head.extend(param_element(p) + "\n" for p in params)
     head.append("<TABLE>\n")
-    head.extend(field_element(c) + "\n" for c in columns)
+    head.append(fields)
     head.append(f"<DATA><{serialization}>\n")
     return _document(
         "".join(head).encode(), serialization, body(iter(rows)), overflow, "".join(resources)
@@ -222,6 +221,17 @@ def error_document(message: str, status: str = "ERROR") -> bytes:
     ).encode()
 
 
+@lru_cache(maxsize=256)
+def _table(
+    columns: tuple[Column, ...], serialization: str
+) -> tuple[str, Callable[[Iterator[tuple]], Iterator[bytes]]]:
+    """The FIELD elements and the row writer of a list of columns, made once per list:
+    escaping the metadata of a few dozen columns costs as much as writing a few hundred rows,
+    and so does compiling a BINARY2 writer."""
+    fields = "".join(field_element(c) + "\n" for c in columns)
+    return fields, _tabledata(columns) if serialization == "TABLEDATA" else _binary2(columns)
+
+
 # --------------------------------------------------------------------------------------------
 # TABLEDATA
 
@@ -233,22 +243,27 @@ def _tabledata(columns: tuple[Column, ...]) -> Callable[[Iterator[tuple]], Itera
     markup = 2 * len(columns) + 2  # "<" of the tags in one row
 
     def encode(batch: list[tuple]) -> bytes:
-        text = "".join(fast.rows(batch))
+        text = fast.text(batch)
         # The batch needs escaping if its cells hold "<" (more than the tags'), "&", "]]>", or
-        # bytes XML cannot carry as they are; C string searches tell, cell by cell work fixes.
-        if text.count("<") == markup * len(batch) and "&" not in text and "]]>" not in text:
+        # characters XML cannot carry as they are; C string searches tell (one-character ones
+        # are the fast ones: "]]>" is looked for only after a "]"), cell by cell work fixes.
+        # Text as long encoded as it is is ASCII, so it holds no U+FFFE or U+FFFF.
+        if (
+            text.count("<") == markup * len(batch)
+            and "&" not in text
+            and ("]" not in text or "]]>" not in text)
+        ):
             try:
                 data = text.encode()
             except UnicodeEncodeError:  # lone surrogates
                 pass
             else:
-                if not (
-                    data.translate(None, _SAFE_BYTES)
-                    or b"\xef\xbf\xbe" in data
-                    or b"\xef\xbf\xbf" in data
+                if not data.translate(None, _SAFE_BYTES) and (
+                    len(data) == len(text)
+                    or (b"\xef\xbf\xbe" not in data and b"\xef\xbf\xbf" not in data)
                 ):
                     return data
-        return "".join(careful.rows(batch)).encode()
+        return careful.text(batch).encode()
 
     return lambda rows: cells.batches(rows, encode)
 
@@ -324,9 +339,8 @@ def _text_bytes(column: Column, var: str) -> str:
     return f"(b'' if {var} is None else {text}.encode({encoding}, 'replace'))"
 
 
-@lru_cache(maxsize=256)
 def _binary2(columns: tuple[Column, ...]) -> Callable[[Iterator[tuple]], Iterator[bytes]]:
-    """The BINARY2 writer of a list of columns (compiled once per list)."""
+    """The BINARY2 writer of a list of columns."""
     n = len(columns)
     if not n:
         raise ValueError("a table needs at least one column")

@@ -434,10 +434,18 @@ class SiaService:
     def collections(self) -> list[str]:
         return self.catalogue.collections()
 
-    def search(self, params: Mapping[str, Sequence[str]], maxrec: int) -> QueryAnswer:
+    def search(
+        self,
+        params: Mapping[str, Sequence[str]],
+        maxrec: int,
+        collections: Sequence[str] | None = None,
+    ) -> QueryAnswer:
         """The images matching ``params``, at most ``maxrec`` of them (0: none, the metadata
-        only). Raises SiaUsageError for a bad parameter."""
-        tree = search_tree(build_adql(params, self.collections()))
+        only). ``collections``: this archive's, when the caller has them already. Raises
+        SiaUsageError for a bad parameter."""
+        if collections is None:
+            collections = self.collections()
+        tree = search_tree(build_adql(params, collections))
         answer = self.engine.run(tree, maxrec=maxrec, internal=True)
         answer.columns = COLUMNS
         answer.rows = map(_WIDEN, answer.rows, itertools.repeat(self.base_url + "/"))
