@@ -244,11 +244,14 @@ class JobStore:
                 job = _from_row(row)
                 if busy.get(job.client, 0) >= owner_limit:
                     continue
-                w.execute(
+                # Still QUEUED? An abort may have committed since the SELECT (PostgreSQL
+                # reads each statement's own snapshot): an aborted job must never start.
+                if not w.fetchall(
                     f"UPDATE {self.table} SET phase = ?, start_time = ?, runner = ? "
-                    "WHERE job_id = ?",
-                    (Phase.EXECUTING, started, runner, job.job_id),
-                )
+                    "WHERE job_id = ? AND phase = ? RETURNING job_id",
+                    (Phase.EXECUTING, started, runner, job.job_id, Phase.QUEUED),
+                ):
+                    continue
                 busy[job.client] = busy.get(job.client, 0) + 1
                 job.phase, job.start_time, job.runner = Phase.EXECUTING, started, runner
                 claimed.append(job)
