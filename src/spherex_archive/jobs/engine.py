@@ -303,12 +303,6 @@ class JobEngine:
             stopped_meanwhile = entry is not None and entry.stopping
         if stopped_meanwhile:  # aborted while the executor started it: it did not know it yet
             self.executor.stop(job.job_id)
-        else:
-            # Aborted or deleted between its claim and its entry above: _stop found nothing
-            # to stop then, so look again now that it runs.
-            now = self.store.get(job.job_id)
-            if now is None or now.phase != Phase.EXECUTING:
-                self._stop(job.job_id)
         self.changed(job.job_id)
 
     def _finished(self, job_id: str, outcome: Outcome) -> None:
