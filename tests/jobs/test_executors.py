@@ -3,8 +3,10 @@ cluster (``LocalCluster`` with worker processes) started by the tests."""
 
 from __future__ import annotations
 
+import multiprocessing.forkserver
 import os
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +106,31 @@ def test_a_stubborn_local_job_is_killed_with_its_processes(local, tmp_path):
     while running(child):  # killed with its process group
         assert time.monotonic() < deadline, "the task's own process outlived the stop"
         time.sleep(0.05)
+
+
+def test_a_local_job_exit_code_survives_another_job_starting(local, tmp_path, monkeypatch):
+    """Each Process.start() polls the children multiprocessing knows. Polling a job's process
+    while its watcher reads the exit status splits the status between them: one reads it, the
+    other hits EOF, and the forkserver Popen sets exit code 255."""
+    reading = threading.Event()
+    read = multiprocessing.forkserver.read_signed
+
+    def slow_in_the_watcher(fd: int) -> int:
+        if threading.current_thread().name == "job x":  # the status is ready, not yet read
+            reading.set()
+            time.sleep(0.5)  # a preempted thread, as on a loaded machine
+        return read(fd)
+
+    monkeypatch.setattr(multiprocessing.forkserver, "read_signed", slow_in_the_watcher)
+    reports = Reports()
+    local.submit(spec(tmp_path, "x", MODE="exit"), reports)
+    assert reading.wait(30)
+    local.submit(spec(tmp_path, "y", SECONDS="0"), reports)
+    outcomes = dict(reports.next() for _ in range(2))
+    assert outcomes["x"] == Outcome(
+        "failed", message="the job's process ended without an answer (exit code 3)"
+    )
+    assert outcomes["y"].status == "completed"
 
 
 def test_local_shutdown_stops_every_job(tmp_path):

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
+import multiprocessing.process
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from spherex_archive.jobs.base import Outcome, TaskSpec, run_task
@@ -29,6 +30,10 @@ from spherex_archive.jobs.executor import Done, Executor
 
 STOP_GRACE = 2.0
 """Seconds a job has to honour ``should_stop`` before its processes are killed."""
+
+_STARTING = threading.Lock()
+"""Held from a job process's start to its removal from multiprocessing's children (see
+``submit``), so that no other start polls it in between."""
 
 
 def _child(spec: TaskSpec, control: Connection, report: Connection) -> None:
@@ -86,7 +91,14 @@ class LocalExecutor(Executor):
         process = self._context.Process(
             target=_child, args=(spec, child_control, child_report), name=f"job {spec.job_id}"
         )
-        process.start()
+        with _STARTING:
+            process.start()
+            # The watcher must be the only thread reading the exit status: with a forkserver,
+            # of two threads polling a dead process one reads the status and the other gets
+            # EOF and sets exitcode 255 (CPython gh-130895). Every Process.start() (and
+            # active_children()) polls all registered children, so ours are not registered.
+            # Nor are they joined at exit: a worker whose server is gone kills itself anyway.
+            multiprocessing.process._children.discard(process)
         child_control.close()
         child_report.close()
         entry = _Running(process, control, report)
@@ -136,7 +148,9 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def _kill(entry: _Running) -> None:
-        if not entry.process.is_alive():
+        # Ended: the forkserver has reported its status. Looked at, not read (is_alive() would
+        # read it, racing the watcher).
+        if wait([entry.process.sentinel], 0):
             return
         try:
             os.killpg(entry.process.pid, signal.SIGKILL)
