@@ -29,8 +29,9 @@ def planar_inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return np.all(signs >= 0, axis=0) | np.all(signs <= 0, axis=0)
 
 
-def random_footprint(rng, centre_ra, centre_dec, size_deg):
-    """A rotated square footprint (vertices in ra/dec) like an SPHEREx detector image."""
+def random_footprint(rng, centre_ra, centre_dec, size_deg, shear=0.0):
+    """A rotated square footprint (vertices in ra/dec) like an SPHEREx detector image; with
+    ``shear``, a parallelogram (two acute corners)."""
     centre = spatial.unit_vectors(centre_ra, centre_dec)
     east = np.cross([0.0, 0.0, 1.0], centre)
     east = east / np.linalg.norm(east) if np.linalg.norm(east) > 1e-9 else np.array([0, 1.0, 0])
@@ -39,6 +40,7 @@ def random_footprint(rng, centre_ra, centre_dec, size_deg):
     h = np.tan(np.radians(size_deg / 2))
     corners = []
     for dx, dy in ((-h, -h), (h, -h), (h, h), (-h, h)):
+        dx += shear * dy
         x = dx * np.cos(angle) - dy * np.sin(angle)
         y = dx * np.sin(angle) + dy * np.cos(angle)
         v = centre + x * east + y * north

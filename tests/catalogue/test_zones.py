@@ -18,7 +18,9 @@ RELEASED = "2020-01-01 00:00:00"
 
 
 def sky(rng, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n footprints of mixed sizes, half of them crowded around the awkward places."""
+    """n footprints of mixed sizes, half of them crowded around the awkward places, a third
+    of them parallelograms (acute corners, where an edge's great circle passes the cap beside
+    the edge itself)."""
     ras, decs = [], []
     for k in range(n):
         if k % 2:
@@ -26,7 +28,8 @@ def sky(rng, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             ra0, dec0 = ra0 + rng.normal(0, 2), np.clip(dec0 + rng.normal(0, 2), -89.99, 89.99)
         else:
             ra0, dec0 = rng.uniform(0, 360), np.degrees(np.arcsin(rng.uniform(-1, 1)))
-        ra, dec = random_footprint(rng, ra0 % 360, dec0, SIZES[k % len(SIZES)])
+        shear = 0.8 if k % 3 == 0 else 0.0
+        ra, dec = random_footprint(rng, ra0 % 360, dec0, SIZES[k % len(SIZES)], shear)
         ras.append(ra)
         decs.append(dec)
     records = spatial.footprint_records(np.array(ras), np.array(decs))

@@ -39,6 +39,15 @@ class _Parenthesized(NamedTuple):
     query: t.QueryExpr
 
 
+def number_value(text: str) -> int | float:
+    """The value of an unsigned number as the lexer found it (hexadecimal, whole or real)."""
+    if text[:2].lower() == "0x":
+        return int(text, 16)
+    if text.isdigit():
+        return int(text)
+    return float(text)
+
+
 def _pos(token: Token) -> t.Position:
     return t.Position(token.line, token.column, token.start_pos)
 
@@ -293,13 +302,7 @@ class Builder:
 
     def number(self, children: list) -> t.NumberLiteral:
         text = str(children[0])
-        if text[:2].lower() == "0x":
-            value: int | float = int(text, 16)
-        elif text.isdigit():
-            value = int(text)
-        else:
-            value = float(text)
-        return t.NumberLiteral(text, value, pos=_pos(children[0]))
+        return t.NumberLiteral(text, number_value(text), pos=_pos(children[0]))
 
     def string(self, children: list) -> t.StringLiteral:
         # Adjacent literals are one string, as in SQL-92 ('abc' -- comment <newline> 'def').

@@ -1129,9 +1129,11 @@ class _Translator:
             centre = spatial.unit_vectors(*g.const[:2])
             radius = math.radians(g.const[2])
             x, y, z = (repr(float(c)) for c in centre)
-            # Most footprints met hold the centre: SQLite settles those without a Python call.
+            # Most footprints met hold the centre or cross the rim with one edge: SQLite
+            # settles those without a Python call.
             test = (
                 f"{zones.near_edges_sql(centre, radius)} AND ({zones.contains_sql(centre)} "
+                f"OR {zones.crosses_one_edge_sql(centre)} "
                 f"OR sx_intersects_circle(footprint, {x}, {y}, {z}, {radius!r}) = 1)"
             )
             return self.footprints_near(planeid, g.const[:2], g.const[2], test)

@@ -9,8 +9,9 @@ package knows which one it talks to.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,17 +55,17 @@ class QueryResult:
     """True when ``max_rows`` cut the answer short (known once the rows are consumed)."""
 
 
-def limited_rows(cursor, batch: int, result: QueryResult, max_rows: int | None) -> Iterator[tuple]:
-    """Rows of a DB-API cursor, ``batch`` at a time, stopping after ``max_rows`` (and marking
-    ``result.overflow`` when rows were left behind)."""
-    sent = 0
-    while rows := cursor.fetchmany(batch):
-        for row in rows:
-            if max_rows is not None and sent >= max_rows:
-                result.overflow = True
-                return
-            sent += 1
-            yield row
+def limited_rows(
+    rows: Iterable[tuple], result: QueryResult, max_rows: int | None
+) -> Iterator[tuple]:
+    """``rows`` up to ``max_rows``, marking ``result.overflow`` when rows were left behind."""
+    rows = iter(rows)
+    if max_rows is None:
+        yield from rows
+        return
+    yield from itertools.islice(rows, max_rows)
+    if next(rows, None) is not None:
+        result.overflow = True
 
 
 class Writer(ABC):

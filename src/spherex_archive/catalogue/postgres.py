@@ -2,12 +2,16 @@
 
 Footprints are pgsphere ``spoly`` values under a GiST index, so the database itself answers
 "which planes contain this point / overlap this circle" exactly and with its index. Readers
-take connections from a pool whose sessions are read-only; each query carries its own
-statement timeout.
+take connections from a pool whose sessions are read-only and in autocommit: a query is one
+statement sent once, its rows streamed back in chunks (libpq's chunked-rows mode), so a typical
+answer costs one round trip to the server where a transaction and a server-side cursor cost
+seven (BEGIN, the timeout, DECLARE, its description, two FETCHes, ROLLBACK).
 """
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +29,7 @@ from spherex_archive.catalogue.base import (
 from spherex_archive.catalogue.ddl import Dialect
 
 BATCH = 2000
+"""Rows per chunk the server sends while a query's answer streams."""
 SCHEMAS = ("archive", "spherex", "ivoa", "caom", "tap_schema")
 
 
@@ -48,6 +53,13 @@ def to_pyformat(sql: str) -> str:
 
 def _prepare(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any] | None]:
     return (to_pyformat(sql), list(params)) if params else (sql, None)
+
+
+def _chunk_rows() -> int:
+    """Rows per chunk: libpq 17 and later stream chunks; older ones only single rows."""
+    import psycopg
+
+    return BATCH if psycopg.pq.version() >= 170000 else 1
 
 
 def _spoly(ra: np.ndarray, dec: np.ndarray) -> str:
@@ -121,16 +133,17 @@ class PostgresCatalogue(Catalogue):
             max_size=8,
             open=False,
             configure=self._configure_reader,
-            kwargs={"autocommit": False},
+            kwargs={"autocommit": True},
         )
         self._opened = False
         self._write_conn = None
+        # Each reader session's statement_timeout, set only when a query asks for another one.
+        self._timeouts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
     @staticmethod
     def _configure_reader(conn) -> None:
         conn.execute("SET default_transaction_read_only = on")
         conn.execute("SET search_path = public")
-        conn.commit()
 
     def _connect(self):
         import psycopg
@@ -203,36 +216,43 @@ class PostgresCatalogue(Catalogue):
         pool = self._readers()
         conn = pool.getconn()
         try:
-            if timeout is not None:
-                conn.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
-            cursor = conn.cursor(name="q", scrollable=False, withhold=False)
-            cursor.itersize = BATCH
-            cursor.execute(*_prepare(sql, params))
+            milliseconds = 0 if timeout is None else max(1, int(timeout * 1000))
+            if self._timeouts.get(conn) != milliseconds:
+                conn.execute(f"SET statement_timeout = {milliseconds}")
+                self._timeouts[conn] = milliseconds
+            cursor = conn.cursor()
+            # The timeout covers the whole answer, as on SQLite: a sync query read slowly for
+            # longer than its limit is stopped like one that computes for too long.
+            stream = cursor.stream(*_prepare(sql, params), size=_chunk_rows())
+            first = next(stream, None)  # runs the query: its errors are raised here
+            if first is None:
+                # An empty stream keeps no description: ask for the columns of no rows.
+                cursor.execute(*_prepare(f"SELECT * FROM ({sql}) AS answer LIMIT 0", params))
             columns = [d.name for d in cursor.description or ()]
         except psycopg.errors.QueryCanceled:
-            conn.rollback()
             pool.putconn(conn)
             raise QueryTimeout(f"query stopped after {timeout} s") from None
         except BaseException:
-            conn.rollback()
             pool.putconn(conn)
             raise
+        rows = stream if first is None else itertools.chain((first,), stream)
         result = QueryResult(columns, iter(()))
-        result.rows = self._stream(pool, conn, cursor, result, max_rows, timeout)
+        result.rows = self._stream(pool, conn, stream, rows, result, max_rows, timeout)
         return result
 
     @staticmethod
-    def _stream(pool, conn, cursor, result, max_rows, timeout) -> Iterator[tuple]:
+    def _stream(pool, conn, stream, rows, result, max_rows, timeout) -> Iterator[tuple]:
+        """The rows; a stream left before its end is cancelled on the server (psycopg does it
+        when the generator closes), and the connection goes back to the pool."""
         import psycopg
 
         try:
-            yield from limited_rows(cursor, BATCH, result, max_rows)
+            yield from limited_rows(rows, result, max_rows)
         except psycopg.errors.QueryCanceled:
             raise QueryTimeout(f"query stopped after {timeout} s") from None
         finally:
             try:
-                cursor.close()
-                conn.rollback()
+                stream.close()
             finally:
                 pool.putconn(conn)
 

@@ -32,8 +32,6 @@ from spherex_archive.catalogue.ddl import Dialect
 LEGACY_RTREE = "archive_plane_rtree"
 """Where catalogues made before the zones index kept their footprints (moved on ``create``)."""
 
-BATCH = 1000
-
 
 class SqliteWriter(Writer):
     def __init__(self, conn: sqlite3.Connection, dialect: Dialect) -> None:
@@ -245,7 +243,7 @@ class SqliteCatalogue(Catalogue):
     def _stream(self, conn, cursor, result: QueryResult, max_rows, timeout) -> Iterator[tuple]:
         """The rows; the connection goes back to the pool when they are read or dropped."""
         try:
-            yield from limited_rows(cursor, BATCH, result, max_rows)
+            yield from limited_rows(cursor, result, max_rows)
         except sqlite3.OperationalError as error:
             if "interrupted" in str(error):
                 raise QueryTimeout(f"query stopped after {timeout} s") from None
@@ -289,10 +287,10 @@ class SqliteCatalogue(Catalogue):
         centre = spatial.unit_vectors(ra, dec)
         radius_rad = np.radians(radius)
         near = zones.near_edges_sql(centre, radius_rad)
-        inside = f"({zones.contains_sql(centre)})"
-        rows = self._search(ra, dec, radius, near, f"planeid, {inside}, footprint")
+        settled = f"({zones.contains_sql(centre)} OR {zones.crosses_one_edge_sql(centre)})"
+        rows = self._search(ra, dec, radius, near, f"planeid, {settled}, footprint")
         found = [r[0] for r in rows if r[1]]
-        edge = [r for r in rows if not r[1]]  # the centre is outside: the exact test decides
+        edge = [r for r in rows if not r[1]]  # near a corner: the exact test decides
         if edge:
             records = spatial.records_from_bytes([r[2] for r in edge])
             keep = spatial.intersects_circle(records, centre, radius_rad)

@@ -219,6 +219,23 @@ def contains_sql(point: Iterable[float]) -> str:
     )
 
 
+def crosses_one_edge_sql(point: Iterable[float]) -> str:
+    """SQL true where the unit vector ``point`` lies outside exactly one edge's great circle of
+    a footprint with no acute corner (adjacent inward normals at 90 degrees or less apart).
+    Then the point nearest to it on that great circle lies on the edge itself (moving toward
+    the edge, it stays inside both neighbours), so with :func:`near_edges_sql` true the
+    footprint meets the cap: an exact proof in SQL for most footprints a cap's rim crosses,
+    which would otherwise each cost a Python call."""
+    x, y, z = (repr(float(c)) for c in point)
+    n = spatial.VERTICES
+    outside = " + ".join(f"(n{i}x * {x} + n{i}y * {y} + n{i}z * {z} < 0)" for i in range(n))
+    square = " AND ".join(
+        f"n{i}x * n{j}x + n{i}y * n{j}y + n{i}z * n{j}z >= 0"
+        for i, j in ((i, (i + 1) % n) for i in range(n))
+    )
+    return f"({outside}) = 1 AND {square}"
+
+
 def near_edges_sql(point: Iterable[float], radius_rad: float) -> str:
     """SQL true where the unit vector ``point`` lies within ``radius_rad`` of the inner side of
     every edge's great circle: true of every footprint that meets the cap, so a cheap first

@@ -24,9 +24,11 @@ CHUNK_BYTES = 256 * 1024
 """Target size of the pieces writers yield: large enough that per-piece costs (a generator
 step, an ASGI message) vanish, small enough to stream."""
 MAX_BATCH = 8192
-FIRST_BATCH = 16
+FIRST_BATCH = 256
 """Rows formatted in a writer's first batch; later batches are sized from the bytes per row
-seen, so tables of huge cells stay within a few CHUNK_BYTES of memory."""
+seen, so tables of huge cells stay within a few CHUNK_BYTES of memory. A typical answer (a
+few hundred ObsCore rows of about a kilobyte) is one batch: each batch costs a call per
+column."""
 
 INTEGER_TYPES = {"short": 16, "int": 32, "long": 64}
 """VOTable integer datatypes and their bits."""
@@ -260,7 +262,9 @@ class RowFormat:
     by ``str.join``: the common types (``str``, ``int``, ``float``, ``None``) cost no Python
     code per cell at all. ``rows`` gives tuples of texts (for the csv module); with
     ``join=(prefix, separator, suffix)``, ``text`` gives the batch as one string. NULL is
-    ``null_text``. ``escape`` applies to text columns only: numbers never need it.
+    ``null_text``. ``escape`` applies to text columns only: numbers never need it; with
+    ``plain``, only to a column whose texts, joined, ``plain`` does not accept (C string
+    searches over the column instead of a Python call per cell).
     """
 
     def __init__(
@@ -271,6 +275,7 @@ class RowFormat:
         true: str = "T",
         false: str = "F",
         escape: Callable[[str], str] | None = None,
+        plain: Callable[[str], bool] | None = None,
     ) -> None:
         if not columns:
             raise ValueError("a table needs at least one column")
@@ -278,6 +283,7 @@ class RowFormat:
         self._texts = [column_texts(c, true=true, false=false) for c in columns]
         self._escaped = [i for i, c in enumerate(columns) if escape and c.datatype in TEXT_TYPES]
         self._escape = escape
+        self._plain = plain
         self._join = join
 
     def columns(self, batch: list[tuple]) -> list[Sequence[str]]:
@@ -287,7 +293,8 @@ class RowFormat:
             raise ValueError(f"rows of {len(values)} values for {self.width} columns")
         texts = [text(v) for text, v in zip(self._texts, values, strict=True)]
         for i in self._escaped:
-            texts[i] = list(map(self._escape, texts[i]))
+            if self._plain is None or not self._plain("".join(texts[i])):
+                texts[i] = list(map(self._escape, texts[i]))
         return texts
 
     def rows(self, batch: list[tuple]) -> Iterator[tuple[str, ...]]:

@@ -65,8 +65,18 @@ class IdentifiedColumn(Column):
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 """Characters XML 1.0 cannot carry at all, not even as references."""
 
-_SAFE_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in (0x09, 0x0A))
-"""Bytes of UTF-8 text that need no care in element content (CR would be read back as LF)."""
+_PLAIN_ASCII = bytes(b for b in range(128) if (b >= 0x20 and b not in b"<&") or b in b"\t\n")
+"""ASCII bytes that element content carries as they are (CR would be read back as LF)."""
+
+
+def _plain_xml(text: str) -> bool:
+    """True when ``text`` is element content as it is: ASCII with no markup or control
+    characters (a single ``>`` is allowed, ``]]>`` is not)."""
+    return (
+        text.isascii()
+        and not text.encode().translate(None, _PLAIN_ASCII)
+        and ("]" not in text or "]]>" not in text)
+    )
 
 
 def xml_text(text: str) -> str:
@@ -238,32 +248,10 @@ def _table(
 
 def _tabledata(columns: tuple[Column, ...]) -> Callable[[Iterator[tuple]], Iterator[bytes]]:
     join = ("<TR><TD>", "</TD><TD>", "</TD></TR>\n")
-    fast = cells.RowFormat(columns, join=join)
-    careful = cells.RowFormat(columns, join=join, escape=xml_text)
-    markup = 2 * len(columns) + 2  # "<" of the tags in one row
+    fmt = cells.RowFormat(columns, join=join, escape=xml_text, plain=_plain_xml)
 
     def encode(batch: list[tuple]) -> bytes:
-        text = fast.text(batch)
-        # The batch needs escaping if its cells hold "<" (more than the tags'), "&", "]]>", or
-        # characters XML cannot carry as they are; C string searches tell (one-character ones
-        # are the fast ones: "]]>" is looked for only after a "]"), cell by cell work fixes.
-        # Text as long encoded as it is is ASCII, so it holds no U+FFFE or U+FFFF.
-        if (
-            text.count("<") == markup * len(batch)
-            and "&" not in text
-            and ("]" not in text or "]]>" not in text)
-        ):
-            try:
-                data = text.encode()
-            except UnicodeEncodeError:  # lone surrogates
-                pass
-            else:
-                if not data.translate(None, _SAFE_BYTES) and (
-                    len(data) == len(text)
-                    or (b"\xef\xbf\xbe" not in data and b"\xef\xbf\xbf" not in data)
-                ):
-                    return data
-        return careful.text(batch).encode()
+        return fmt.text(batch).encode()
 
     return lambda rows: cells.batches(rows, encode)
 

@@ -7,7 +7,7 @@ Datatypes are VOTable datatypes (as TAP 1.1 puts them in ``TAP_SCHEMA.columns``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 VOTABLE_TYPES = {"boolean", "short", "int", "long", "float", "double", "char", "unicodeChar"}
 
@@ -33,6 +33,20 @@ class Column:
             raise ValueError(f"{self.name}: {self.datatype!r} is not a VOTable datatype")
         if self.datatype == "char" and self.arraysize is None:
             object.__setattr__(self, "arraysize", "*")
+
+    def __hash__(self) -> int:
+        # Column lists key the writers' and the query engine's caches on every answer: the
+        # dataclass hash of twelve fields, 36 times per key, cost 0.07 ms a lookup. Kept out
+        # of pickles: str hashes differ between processes.
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            value = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", value)
+            return value
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
     @property
     def adql_name(self) -> str:

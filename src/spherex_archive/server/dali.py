@@ -11,9 +11,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.responses import Response, StreamingResponse
 
 from spherex_archive.formats import fits, tabular, votable
@@ -22,7 +24,6 @@ from spherex_archive.model.schema import Column
 Params = dict[str, list[str]]
 """Parameter name (upper case) -> its values, in the order sent."""
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 FORM_FIELDS = 200_000
 """Fields a POST body may hold (Starlette allows 1000): pyvo's iter_datalinks() posts the ID
 of every row of an answer at once, and a default SIA answer has up to 100,000 rows."""
@@ -44,7 +45,24 @@ async def dali_params(request: Request) -> Params:
     params: Params = {}
     for name, value in request.query_params.multi_items():
         params.setdefault(name.upper(), []).append(value)
-    if request.method == "POST" and _media_type(request) in FORM_TYPES:
+    if request.method != "POST":
+        return params
+    media_type = _media_type(request)
+    if media_type == "application/x-www-form-urlencoded":
+        # Decoded as Starlette's form parser does (bytes as Latin-1, %-escapes as UTF-8), by
+        # the standard library in C where python-multipart's parser costs a Python call per
+        # field event (0.2 ms for a TAP query).
+        try:
+            fields = parse_qsl(
+                (await request.body()).decode("latin-1"),
+                keep_blank_values=True,
+                max_num_fields=FORM_FIELDS,
+            )
+        except ValueError:
+            raise HTTPException(400, f"more than {FORM_FIELDS} form fields") from None
+        for name, value in fields:
+            params.setdefault(name.upper(), []).append(value)
+    elif media_type == "multipart/form-data":
         form = await request.form(max_fields=FORM_FIELDS)
         for name, value in form.multi_items():
             if isinstance(value, str):

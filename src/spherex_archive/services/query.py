@@ -11,13 +11,15 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
+from typing import Any
 
 from spherex_archive.adql.errors import AdqlError
 from spherex_archive.adql.parser import parse
 from spherex_archive.adql.translate import Translation, UploadTable, translate
 from spherex_archive.adql.tree import Query
 from spherex_archive.catalogue.base import Catalogue, QueryTimeout
-from spherex_archive.formats.cells import compile_function, timestamp_text
+from spherex_archive.formats.cells import timestamp_text
 from spherex_archive.model.schema import Column
 
 __all__ = ["AdqlError", "QueryAnswer", "QueryEngine", "QueryTimeout", "UploadTable"]
@@ -52,28 +54,61 @@ def _refused(error: BaseException) -> AdqlError:
     return AdqlError(f"the database could not run the query: {message}", 1, 1)
 
 
-def _fixed(column: Column, var: str) -> str:
-    """Python expression for a cell, fixed up so that both databases answer alike."""
-    if column.datatype == "boolean":
-        return f"({var} if {var} is None or {var}.__class__ is bool else bool({var}))"
-    if column.is_timestamp:
-        return f"(None if {var} is None else _timestamp({var}))"
-    if column.datatype in ("short", "int", "long"):  # PostgreSQL sums and averages: Decimal
-        return f"({var} if {var}.__class__ is int or {var} is None else int({var}))"
-    if column.datatype in ("float", "double"):  # an integral REAL can come back as int
-        return f"({var} if {var}.__class__ is float or {var} is None else float({var}))"
-    return var
+FIX_BATCH = 1000
+"""Rows whose cells are checked together."""
+
+_NONE = type(None)
+
+
+def _fix_boolean(v: Any) -> bool | None:
+    return v if v is None or v.__class__ is bool else bool(v)
+
+
+def _fix_integer(v: Any) -> int | None:  # PostgreSQL sums and averages: Decimal
+    return v if v.__class__ is int or v is None else int(v)
+
+
+def _fix_real(v: Any) -> float | None:  # an integral REAL can come back as int
+    return v if v.__class__ is float or v is None else float(v)
+
+
+def _fix_timestamp(v: Any) -> str | None:
+    return None if v is None else timestamp_text(v)
 
 
 @lru_cache(maxsize=256)
-def _fixer(columns: tuple[Column, ...]) -> Callable[[tuple], tuple] | None:
-    """One compiled function per column list (a call per cell costs as much as a query)."""
-    names = [f"v{i}" for i in range(len(columns))]
-    cells = [_fixed(c, n) for c, n in zip(columns, names, strict=True)]
-    if cells == names:
-        return None
-    source = f"def fix(row):\n    ({', '.join(names)},) = row\n    return ({', '.join(cells)},)\n"
-    return compile_function("fix", source, {"_timestamp": timestamp_text})
+def _fixes(columns: tuple[Column, ...]) -> tuple[tuple[int, frozenset, Callable], ...]:
+    """(index, the types its cells may have as they are, the fix of a cell) of each column
+    whose cells may need a fix so that both databases answer alike; a timestamp always does."""
+    fixes = []
+    for i, column in enumerate(columns):
+        if column.is_timestamp:
+            fixes.append((i, frozenset(), _fix_timestamp))
+        elif column.datatype == "boolean":
+            fixes.append((i, frozenset({bool, _NONE}), _fix_boolean))
+        elif column.datatype in ("short", "int", "long"):
+            fixes.append((i, frozenset({int, _NONE}), _fix_integer))
+        elif column.datatype in ("float", "double"):
+            fixes.append((i, frozenset({float, _NONE}), _fix_real))
+    return tuple(fixes)
+
+
+def _fixed_rows(rows: Iterator[tuple], columns: list[Column]) -> Iterator[tuple]:
+    """``rows`` with their cells fixed, a batch at a time: a column's types are checked in one
+    C call (``set(map(type, ...))``), and only a column that needs it is fixed cell by cell,
+    where a compiled fix of every row cost as much as writing the answer."""
+    fixes = _fixes(tuple(columns))
+    if not fixes:
+        yield from rows
+        return
+    while batch := list(islice(rows, FIX_BATCH)):
+        values = list(zip(*batch, strict=True))
+        fixed = False
+        for i, allowed, fix in fixes:
+            if not allowed.issuperset(map(type, values[i])):
+                values[i] = list(map(fix, values[i]))
+                fixed = True
+        yield from (zip(*values, strict=True) if fixed else batch)
 
 
 class QueryEngine:
@@ -133,9 +168,8 @@ class QueryEngine:
 
     @staticmethod
     def _rows(rows: Iterator[tuple], columns: list[Column]) -> Iterator[tuple]:
-        fix = _fixer(tuple(columns))
         try:
-            yield from (rows if fix is None else map(fix, rows))
+            yield from _fixed_rows(rows, columns)
         except QueryTimeout:
             raise
         except DATABASE_ERRORS as error:
