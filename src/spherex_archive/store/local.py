@@ -167,6 +167,9 @@ class LocalStore(Store):
 def _read_chunks(fh: BinaryIO, start: int, end: int, chunk_size: int) -> Iterator[bytes]:
     with fh:
         fd = fh.fileno()
+        # The range is read once, in order: the kernel reads further ahead (twice its default)
+        # while a chunk is being sent, which makes a download from the disk itself faster.
+        os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_SEQUENTIAL)
         position = start
         while position < end:
             # pread: no shared file offset, and one syscall per chunk (unbuffered).
