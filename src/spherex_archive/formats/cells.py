@@ -57,8 +57,8 @@ def timestamp_text(value: Any) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        text = value.strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{text}.{value.microsecond // 1000:03d}" if value.microsecond else text
+        # isoformat: C code, a four-digit year always (strftime's %Y drops leading zeros)
+        return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
     if isinstance(value, dt.date):
         return value.isoformat()
     return text_value(value)
