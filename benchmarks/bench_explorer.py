@@ -11,7 +11,10 @@ whose search answers about that many images (bisection on the radius, through th
 own API), then in a 1280x800 headless Chromium types the position and radius into the search
 form and clicks Search, --runs times (the radius nudged each run so no server cache answers).
 The page marks ``explorer:search-start`` when the form is submitted, ``explorer:rows-painted``
-two animation frames after the first page of rows is in the table, and
+when Chromium painted the first row's text (its Element Timing record of that cell),
+``explorer:rows-two-frames`` two animation frames after the first page of rows went into the
+table (the measure before: the first frame after them is painted by then, so it counts up to a
+frame more), and
 ``explorer:footprints-drawn`` one frame after Aladin Lite drew the sky view's footprint layer
 holding the whole answer's footprints (those in view, at most ``MAX_DRAWN`` of them at once:
 ``web/explorer/src/footprints.js``); the medians are printed as a Markdown table (targets: rows
@@ -69,9 +72,9 @@ def radius_for(port: int, wanted: int) -> tuple[tuple[float, float], float, int]
 
 def measure(
     page, base: str, centre: tuple[float, float], radius: float, runs: int
-) -> tuple[list[tuple[float, float]], str]:
-    """(rows, footprints) milliseconds of each timed search; and the footprints the sky view
-    held and drew after the last one ("loaded / drawn")."""
+) -> tuple[list[tuple[float, float, float]], str]:
+    """(rows painted, footprints, rows + two frames) milliseconds of each timed search; and the
+    footprints the sky view held and drew after the last one ("loaded / drawn")."""
     page.goto(f"{base}/applications/spherex/")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#sky[data-ready=true]", timeout=60_000)  # Aladin loaded once
@@ -87,15 +90,16 @@ def measure(
             " && performance.getEntriesByName('explorer:footprints-drawn').length",
             timeout=120_000,
         )
-        rows, footprints = page.evaluate(
+        rows, footprints, frames = page.evaluate(
             """() => {
               const t = (n) => performance.getEntriesByName(n)[0].startTime;
               const start = t('explorer:search-start');
-              return [t('explorer:rows-painted') - start, t('explorer:footprints-drawn') - start];
+              return [t('explorer:rows-painted') - start, t('explorer:footprints-drawn') - start,
+                      t('explorer:rows-two-frames') - start];
             }"""
         )
         if run:
-            timings.append((rows, footprints))
+            timings.append((rows, footprints, frames))
     sky = page.evaluate("() => document.getElementById('sky').dataset")
     return timings, f"{int(sky['footprints']):,} / {int(sky['drawn']):,}"
 
@@ -158,11 +162,13 @@ def main() -> None:
                 load = f"{before:.1f}-{os.getloadavg()[0]:.1f}"
                 rows = statistics.median(t[0] for t in timings)
                 drawn = statistics.median(t[1] for t in timings)
+                frames = statistics.median(t[2] for t in timings)
                 table.append(
                     [
                         f"{found:,}",
                         f"{centre[0]:g} {centre[1]:+g}, {radius:.3f}",
                         f"{rows:.0f} ms",
+                        f"{frames:.0f} ms",
                         f"{drawn:.0f} ms",
                         f"{max(t[1] for t in timings):.0f} ms",
                         held,
@@ -186,6 +192,7 @@ def main() -> None:
             "results",
             "circle (deg)",
             "click -> rows painted",
+            "click -> rows + two frames",
             "click -> footprints drawn",
             "slowest footprints",
             "footprints loaded / drawn",

@@ -5,7 +5,7 @@ Footprints are pgsphere ``spoly`` values under a GiST index, so the database its
 take connections from a pool whose sessions are read-only and in autocommit: a query is one
 statement sent once, its rows streamed back in chunks (libpq's chunked-rows mode), so a typical
 answer costs one round trip to the server where a transaction and a server-side cursor cost
-seven (BEGIN, the timeout, DECLARE, its description, two FETCHes, ROLLBACK).
+eight (BEGIN, the timeout, DECLARE, its description, two FETCHes, CLOSE, ROLLBACK).
 """
 
 from __future__ import annotations

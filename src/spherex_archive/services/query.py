@@ -95,8 +95,8 @@ def _fixes(columns: tuple[Column, ...]) -> tuple[tuple[int, frozenset, Callable]
 
 def _fixed_rows(rows: Iterator[tuple], columns: list[Column]) -> Iterator[tuple]:
     """``rows`` with their cells fixed, a batch at a time: a column's types are checked in one
-    C call (``set(map(type, ...))``), and only a column that needs it is fixed cell by cell,
-    where a compiled fix of every row cost as much as writing the answer."""
+    C call (``issuperset(map(type, column))``), and only a column that needs it is fixed cell
+    by cell, where a compiled fix of every row cost as much as writing the answer."""
     fixes = _fixes(tuple(columns))
     if not fixes:
         yield from rows
