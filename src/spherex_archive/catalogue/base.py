@@ -162,6 +162,11 @@ class Catalogue(ABC):
     def planes_intersecting_circle(self, ra: float, dec: float, radius: float) -> list[int]:
         """Plane ids whose footprint overlaps the circle (degrees)."""
 
+    @abstractmethod
+    def refresh_statistics(self) -> None:
+        """Let the database's query planner see what writes added (after an ingest or a
+        fill)."""
+
     def zone_index(self) -> ZoneIndex | None:
         """The layout of the footprint index that the ADQL translator searches (SQLite only:
         PostgreSQL's pgsphere indexes need no help)."""

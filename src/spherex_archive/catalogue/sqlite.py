@@ -254,6 +254,10 @@ class SqliteCatalogue(Catalogue):
 
     # --- spatial ---------------------------------------------------------------------------
 
+    def refresh_statistics(self) -> None:
+        """Nothing to do: the searches' plans are fixed by the schema (the zones index's key
+        ranges), and statistics (``ANALYZE``) could only move SQLite away from them."""
+
     def zone_index(self) -> zones.ZoneIndex:
         with self._reading() as conn:
             return self._zone_index(conn)

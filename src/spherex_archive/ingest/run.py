@@ -398,6 +398,8 @@ def ingest(
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    if report.files:
+        catalogue.refresh_statistics()
     report.seconds = time.perf_counter() - started
     return report
 

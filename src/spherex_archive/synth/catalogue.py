@@ -282,6 +282,7 @@ def fill(
         bar.update(len(rows["plane"]))
     bar.close()
     register_collections(catalogue)
+    catalogue.refresh_statistics()
     return written
 
 
