@@ -624,13 +624,12 @@ class ExplorerService:
             truncated = len(rows) > limit
             del rows[limit:]
         kept, counts, vertices = polygon_arrays([row[2] for row in rows])
-        number = {f"SPHEREx-D{d}": d for d in DETECTORS}
         return Footprints(
             total=self.count(where),
             truncated=truncated,
             ids=[rows[i][0] for i in kept],
             detectors=np.fromiter(
-                (number.get(rows[i][1], 0) for i in kept), dtype=np.uint8, count=len(kept)
+                (detector_number(rows[i][1]) or 0 for i in kept), dtype=np.uint8, count=len(kept)
             ),
             counts=counts,
             vertices=vertices,
