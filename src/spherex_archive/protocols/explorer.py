@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, HTMLResponse, Response
 
@@ -328,10 +329,12 @@ async def search(request: Request) -> Response:
         prefetch = (_one(params, "prefetch") or "").lower()
         if prefetch not in ("", "footprints"):
             raise BadParameter(f"prefetch: {prefetch!r} is not 'footprints'")
-        found = service.search(wanted, parse_page(params))
+        response = json_response(service.search(wanted, parse_page(params)))
         if prefetch:
-            service.prefetch_footprints(wanted)
-        return json_response(found)
+            # started once the page is sent: the reading's Python half would otherwise take
+            # the interpreter from the page's sending
+            response.background = BackgroundTask(service.prefetch_footprints, wanted)
+        return response
 
     return await answer(request, work)
 
