@@ -158,3 +158,27 @@ def test_scalar_circle_test_agrees_with_the_vectorised_one():
             record[0].astype("<f8").tobytes(), *centre, radius
         )
         assert bool(scalar) == exact
+
+
+def test_polygons_are_parsed_in_one_go():
+    """Stored STC-S regions -> vertex arrays (the Explorer's footprints, DataLink's limits)."""
+    kept, counts, vertices = spatial.polygon_arrays(
+        [
+            "POLYGON ICRS 1 2 3 4 5 6 1 2",  # closed: the repeat goes
+            None,
+            "CIRCLE ICRS 10 20 1",  # not a polygon
+            "POLYGON  10 20 30 40 50 60 70 80",  # no frame, two spaces: open, kept whole
+            "POLYGON ICRS 1 2 3",  # odd
+            "POLYGON ICRS 1 2 3 4",  # a segment
+            "Polygon FK5 359.5 -89.5 0.5 -89.5 180 -89.9 ",
+        ]
+    )
+    assert kept.tolist() == [0, 3, 6]
+    assert counts.tolist() == [3, 4, 3]
+    assert vertices.tolist() == [
+        [1, 2], [3, 4], [5, 6],
+        [10, 20], [30, 40], [50, 60], [70, 80],
+        [359.5, -89.5], [0.5, -89.5], [180, -89.9],
+    ]  # fmt: skip
+    kept, counts, vertices = spatial.polygon_arrays([])
+    assert (len(kept), len(counts), vertices.shape) == (0, 0, (0, 2))

@@ -347,27 +347,14 @@ def region_numbers(region: str) -> list[float]:
     return numbers[:-2] if numbers[:2] == numbers[-2:] else numbers
 
 
-def test_polygons_are_parsed_in_one_go():
-    kept, counts, vertices = ex.polygon_arrays(
-        [
-            "POLYGON ICRS 1 2 3 4 5 6 1 2",  # closed: the repeat goes
-            None,
-            "CIRCLE ICRS 10 20 1",  # not a polygon
-            "POLYGON  10 20 30 40 50 60 70 80",  # no frame, two spaces: open, kept whole
-            "POLYGON ICRS 1 2 3",  # odd
-            "POLYGON ICRS 1 2 3 4",  # a segment
-            "Polygon FK5 359.5 -89.5 0.5 -89.5 180 -89.9 ",
-        ]
-    )
-    assert kept.tolist() == [0, 3, 6]
-    assert counts.tolist() == [3, 4, 3]
+def test_page_polygons_are_rounded_flat_lists():
+    counts = np.array([3, 4])
+    vertices = np.array([[1, 2], [3, 4], [5, 6.000049], [10, 20], [30, 40], [50, 60], [70, 80]])
     assert ex.rounded_polygons(counts, vertices) == [
         [1, 2, 3, 4, 5, 6],
         [10, 20, 30, 40, 50, 60, 70, 80],
-        [359.5, -89.5, 0.5, -89.5, 180, -89.9],
     ]
-    kept, counts, vertices = ex.polygon_arrays([])
-    assert (len(kept), len(counts), vertices.shape) == (0, 0, (0, 2))
+    assert ex.rounded_polygons(np.array([], dtype=int), np.zeros((0, 2))) == []
 
 
 def read_binary(block: bytes) -> dict:

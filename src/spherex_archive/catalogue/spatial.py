@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -209,3 +210,57 @@ def intersects_circle_scalar(
         if after_a >= 0 and before_b >= 0:
             return 1
     return 0
+
+
+POLYGON_ICRS = "POLYGON ICRS "
+"""How ingest writes a footprint's region (closed, as IRSA writes it)."""
+
+
+def _polygon_text(region: str) -> str | None:
+    """The numbers of an STC-S ``POLYGON [frame] ra dec ...`` region as text; None for other
+    shapes (SPHEREx footprints are all polygons: anything else is not drawn)."""
+    words = region.split()
+    if not words or words[0].upper() != "POLYGON":
+        return None
+    numbers = words[2:] if len(words) > 1 and words[1][:1].isalpha() else words[1:]
+    return " ".join(numbers) if numbers else None
+
+
+def polygon_arrays(regions: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The polygons among STC-S ``regions``: which ones they are (indices), their vertex counts
+    and their vertices (``(sum of counts, 2)``: RA, Dec in degrees), each without its closing
+    repeat. All numbers are parsed in one numpy call: a Python ``float`` per number costs more
+    than the query that read them."""
+    kept, texts = [], []
+    skip = len(POLYGON_ICRS)
+    for i, region in enumerate(regions):
+        if region and region.startswith(POLYGON_ICRS):  # what ingest writes
+            text = region[skip:]
+        else:
+            text = _polygon_text(region) if region else None
+        if text:
+            kept.append(i)
+            texts.append(text)
+    numbers = np.array(" ".join(texts).split(), dtype=np.float64)
+    # Counting single spaces is what ingest's text needs; anything else is split word by word.
+    sizes = np.fromiter((t.count(" ") + 1 for t in texts), dtype=np.int64, count=len(texts))
+    if sizes.sum() != numbers.size:
+        sizes = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
+    usable = (sizes >= 6) & (sizes % 2 == 0)  # at least a triangle, in pairs
+    if not usable.all():
+        numbers = numbers[np.repeat(usable, sizes)]
+        sizes = sizes[usable]
+        kept = [i for i, ok in zip(kept, usable.tolist(), strict=True) if ok]
+    vertices = numbers.reshape(-1, 2)
+    counts = sizes // 2
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    closed = np.zeros(len(counts), dtype=bool)
+    big = counts >= 4  # a closed triangle has 4 vertices, its last repeating its first
+    closed[big] = np.all(vertices[starts[big]] == vertices[ends[big] - 1], axis=1)
+    if closed.any():
+        keep = np.ones(len(vertices), dtype=bool)
+        keep[ends[closed] - 1] = False
+        vertices = vertices[keep]
+        counts = counts - closed
+    return np.array(kept, dtype=np.int64), counts, vertices

@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from spherex_archive.catalogue.base import stable_id
+from spherex_archive.catalogue.spatial import POLYGON_ICRS
 from spherex_archive.products.calibration import CAL_NAME, parse_calibration_filename
 from spherex_archive.products.detectors import DETECTORS
 from spherex_archive.products.fitsfile import BadFile, Hdu, celestial_wcs
@@ -280,4 +281,4 @@ def _footprint(header: dict) -> tuple[np.ndarray, np.ndarray, tuple[float, float
 def _stcs(ra: np.ndarray, dec: np.ndarray) -> str:
     """``POLYGON ICRS ra1 dec1 ... ra1 dec1``: closed, as IRSA writes it."""
     points = [*zip(ra, dec, strict=True), (ra[0], dec[0])]
-    return "POLYGON ICRS " + " ".join(f"{a:.10f} {b:.10f}" for a, b in points)
+    return POLYGON_ICRS + " ".join(f"{a:.10f} {b:.10f}" for a, b in points)

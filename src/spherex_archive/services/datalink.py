@@ -219,19 +219,10 @@ def lookup_query(ids: Sequence[str]) -> t.Query:
 def polygon_vertices(region: str | None) -> list[tuple[float, float]] | None:
     """The vertices of a stored footprint (``POLYGON ICRS ra dec ...``, closed), without the
     repeated first one, turned counter-clockwise in (RA, Dec) as the SODA examples have them."""
-    if not region:
+    kept, _, found = spatial.polygon_arrays([region])
+    if not len(kept):
         return None
-    numbers = []
-    for word in region.split():
-        try:
-            numbers.append(float(word))
-        except ValueError:
-            continue  # the shape and frame names
-    vertices = list(zip(numbers[0::2], numbers[1::2], strict=False))
-    if len(vertices) > 3 and vertices[0] == vertices[-1]:
-        vertices.pop()
-    if len(vertices) < 3:
-        return None
+    vertices = [(ra, dec) for ra, dec in found.tolist()]
     v = spatial.unit_vectors([p[0] for p in vertices], [p[1] for p in vertices])
     turning = sum(np.cross(v[i], v[(i + 1) % len(v)]) for i in range(len(v)))
     if float(turning @ v.sum(axis=0)) < 0:
