@@ -188,28 +188,6 @@ def intersects_circle_scalar(
             if after_start >= 0 and before_end >= 0:
                 return 1
     return 0
-    r = RECORD.unpack(blob)
-    if contains_point_scalar(blob, x, y, z):
-        return 1
-    cos_r = math.cos(radius)
-    for i in range(0, 12, 3):  # a corner within the radius
-        if r[i] * x + r[i + 1] * y + r[i + 2] * z >= cos_r:
-            return 1
-    sin_r = 1.0 if radius >= math.pi / 2 else math.sin(radius)
-    for i in range(4):  # the nearest point of an edge's great circle, if it is on the edge
-        nx, ny, nz = r[12 + 3 * i : 15 + 3 * i]
-        d = nx * x + ny * y + nz * z
-        if abs(d) > sin_r:
-            continue
-        qx, qy, qz = x - d * nx, y - d * ny, z - d * nz
-        ax, ay, az = r[3 * i : 3 * i + 3]
-        j = 3 * ((i + 1) % 4)
-        bx, by, bz = r[j : j + 3]
-        after_a = (ay * qz - az * qy) * nx + (az * qx - ax * qz) * ny + (ax * qy - ay * qx) * nz
-        before_b = (qy * bz - qz * by) * nx + (qz * bx - qx * bz) * ny + (qx * by - qy * bx) * nz
-        if after_a >= 0 and before_b >= 0:
-            return 1
-    return 0
 
 
 POLYGON_ICRS = "POLYGON ICRS "
