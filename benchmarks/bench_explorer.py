@@ -28,7 +28,7 @@ This machine has no GPU, and the browser runs in each --compositing mode in turn
 - ``swiftshader``: every GPU task, compositing included, on SwiftShader (a GPU emulated by the
   CPU). No user's browser runs this way. Every frame is composited through the emulated GPU
   (30-120 ms here, on the two cores the server also uses), so it is the worst case; it is kept
-  because the figures before 2026-11-22 were measured in it.
+  because the earlier Explorer figures in docs/performance.md were measured in it.
 
 On a machine with a GPU, compositing takes well under a frame; ``software`` is the nearer of
 the two to what users see.
