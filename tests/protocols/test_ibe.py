@@ -4,12 +4,14 @@ a local folder and over an S3 bucket."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import os
 import re
 import socket
 import subprocess
+import threading
 import time
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -529,6 +531,41 @@ def test_abandoned_downloads_close_their_files(release):
             time.sleep(0.1)
         assert open_files() == 0
         assert request(f"{base}{ibe.PREFIX}/{key}").body == (release / key).read_bytes()
+
+
+def test_chunks_are_read_ahead_and_closed_when_the_client_goes():
+    """Each chunk is read while the one before it is sent; a client gone in the middle leaves
+    no file open, even with a read under way."""
+    reading, closed = threading.Event(), threading.Event()
+    release = threading.Event()
+
+    def chunks():
+        try:
+            yield b"first"
+            reading.set()  # asked for the second while the first is being sent
+            release.wait(10)
+            yield b"second"
+            yield b"third"
+        finally:
+            closed.set()
+
+    async def client_goes_after_the_first() -> bytes:
+        body = ibe._read_ahead(chunks())
+        first = await body.__anext__()
+        await asyncio.to_thread(reading.wait, 10)
+        await body.aclose()  # the second chunk's read is still under way
+        assert not closed.is_set()
+        release.set()
+        await asyncio.to_thread(closed.wait, 10)
+        return first
+
+    assert asyncio.run(client_goes_after_the_first()) == b"first"
+    assert closed.is_set()
+
+    async def whole() -> list[bytes]:
+        return [chunk async for chunk in ibe._read_ahead(c for c in (b"a", b"b", b"c"))]
+
+    assert asyncio.run(whole()) == [b"a", b"b", b"c"]
 
 
 def _readlink(path: Path) -> str | None:

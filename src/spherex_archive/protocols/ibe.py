@@ -11,11 +11,12 @@ files.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import math
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -23,6 +24,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from spherex_archive.services.cutout import CutoutError, cut, open_image
@@ -311,7 +313,29 @@ def _stream(
         body = store.iter_range(key, start, end, CHUNK_SIZE)
     except NotFound:  # removed since the stat
         return _not_found()
-    return StreamingResponse(body, status_code=status, headers=headers, media_type=ctype)
+    return StreamingResponse(
+        _read_ahead(body), status_code=status, headers=headers, media_type=ctype
+    )
+
+
+async def _read_ahead(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks``, each read in a worker thread while the one before it is sent: the disk (or
+    the bucket) and the socket work at once, where reading a chunk only once the last one had
+    gone let each wait for the other."""
+    reading = asyncio.ensure_future(run_in_threadpool(next, chunks, None))
+    try:
+        while (chunk := await reading) is not None:
+            reading = asyncio.ensure_future(run_in_threadpool(next, chunks, None))
+            yield chunk
+    finally:
+        # The client may be gone mid-answer with a read under way: the file is closed once
+        # that read has returned (a generator cannot be closed while it runs).
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            if reading.done():
+                close()
+            else:
+                reading.add_done_callback(lambda _: close())
 
 
 def _multipart_body(
