@@ -1132,8 +1132,7 @@ class _Translator:
             # Most footprints met hold the centre or cross the rim with one edge: SQLite
             # settles those without a Python call.
             test = (
-                f"{zones.near_edges_sql(centre, radius)} AND ({zones.contains_sql(centre)} "
-                f"OR {zones.crosses_one_edge_sql(centre)} "
+                f"{zones.near_edges_sql(centre, radius)} AND ({zones.meets_cap_sql(centre)} "
                 f"OR sx_intersects_circle(footprint, {x}, {y}, {z}, {radius!r}) = 1)"
             )
             return self.footprints_near(planeid, g.const[:2], g.const[2], test)

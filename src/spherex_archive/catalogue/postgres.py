@@ -14,6 +14,7 @@ import itertools
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ def _prepare(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any] | None
     return (to_pyformat(sql), list(params)) if params else (sql, None)
 
 
+@cache
 def _chunk_rows() -> int:
     """Rows per chunk: libpq 17 and later stream chunks; older ones only single rows."""
     import psycopg

@@ -291,8 +291,9 @@ class SqliteCatalogue(Catalogue):
         centre = spatial.unit_vectors(ra, dec)
         radius_rad = np.radians(radius)
         near = zones.near_edges_sql(centre, radius_rad)
-        settled = f"({zones.contains_sql(centre)} OR {zones.crosses_one_edge_sql(centre)})"
-        rows = self._search(ra, dec, radius, near, f"planeid, {settled}, footprint")
+        rows = self._search(
+            ra, dec, radius, near, f"planeid, {zones.meets_cap_sql(centre)}, footprint"
+        )
         found = [r[0] for r in rows if r[1]]
         edge = [r for r in rows if not r[1]]  # near a corner: the exact test decides
         if edge:

@@ -236,6 +236,13 @@ def crosses_one_edge_sql(point: Iterable[float]) -> str:
     return f"({outside}) = 1 AND {square}"
 
 
+def meets_cap_sql(point: Iterable[float]) -> str:
+    """SQL true where a footprint that :func:`near_edges_sql` keeps surely meets the cap around
+    the unit vector ``point``: it holds the point, or the cap's rim crosses one of its edges
+    (:func:`crosses_one_edge_sql`). The rest, near a corner, need the exact test."""
+    return f"({contains_sql(point)} OR {crosses_one_edge_sql(point)})"
+
+
 def near_edges_sql(point: Iterable[float], radius_rad: float) -> str:
     """SQL true where the unit vector ``point`` lies within ``radius_rad`` of the inner side of
     every edge's great circle: true of every footprint that meets the cap, so a cheap first
