@@ -1127,14 +1127,7 @@ class _Translator:
             return f"(sx_intersects_circle_radec({footprint}, {ra}, {dec}, {r}) = 1)"
         if g.kind == "circle":
             centre = spatial.unit_vectors(*g.const[:2])
-            radius = math.radians(g.const[2])
-            x, y, z = (repr(float(c)) for c in centre)
-            # Most footprints met hold the centre or cross the rim with one edge: SQLite
-            # settles those without a Python call.
-            test = (
-                f"{zones.near_edges_sql(centre, radius)} AND ({zones.meets_cap_sql(centre)} "
-                f"OR sx_intersects_circle(footprint, {x}, {y}, {z}, {radius!r}) = 1)"
-            )
+            test = zones.meets_circle_sql(centre, math.radians(g.const[2]))
             return self.footprints_near(planeid, g.const[:2], g.const[2], test)
         blob = self.param(self.polygon_blob(g))
         test = f"sx_intersects_polygon(footprint, {blob}) = 1"

@@ -288,16 +288,5 @@ class SqliteCatalogue(Catalogue):
         return [r[0] for r in self._search(ra, dec, 0.0, zones.contains_sql(point))]
 
     def planes_intersecting_circle(self, ra: float, dec: float, radius: float) -> list[int]:
-        centre = spatial.unit_vectors(ra, dec)
-        radius_rad = np.radians(radius)
-        near = zones.near_edges_sql(centre, radius_rad)
-        rows = self._search(
-            ra, dec, radius, near, f"planeid, {zones.meets_cap_sql(centre)}, footprint"
-        )
-        found = [r[0] for r in rows if r[1]]
-        edge = [r for r in rows if not r[1]]  # near a corner: the exact test decides
-        if edge:
-            records = spatial.records_from_bytes([r[2] for r in edge])
-            keep = spatial.intersects_circle(records, centre, radius_rad)
-            found += [r[0] for r, k in zip(edge, keep, strict=True) if k]
-        return found
+        test = zones.meets_circle_sql(spatial.unit_vectors(ra, dec), np.radians(radius))
+        return [r[0] for r in self._search(ra, dec, radius, test)]

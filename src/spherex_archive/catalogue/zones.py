@@ -236,11 +236,19 @@ def crosses_one_edge_sql(point: Iterable[float]) -> str:
     return f"({outside}) = 1 AND {square}"
 
 
-def meets_cap_sql(point: Iterable[float]) -> str:
-    """SQL true where a footprint that :func:`near_edges_sql` keeps surely meets the cap around
-    the unit vector ``point``: it holds the point, or the cap's rim crosses one of its edges
-    (:func:`crosses_one_edge_sql`). The rest, near a corner, need the exact test."""
-    return f"({contains_sql(point)} OR {crosses_one_edge_sql(point)})"
+def meets_circle_sql(point: Iterable[float], radius_rad: float) -> str:
+    """SQL true where the row's footprint meets the cap of ``radius_rad`` around the unit
+    vector ``point``. In a WHERE clause SQLite evaluates each term only while the answer is
+    open, so the order is the cost: most footprints met hold the centre (four dot products,
+    settled); of the rest, those a cap's rim crosses with one edge are proved in SQL
+    (:func:`crosses_one_edge_sql`), and only the few near a corner call the exact test
+    (``sx_intersects_circle``)."""
+    x, y, z = (repr(float(c)) for c in point)
+    return (
+        f"({contains_sql(point)} OR ({near_edges_sql(point, radius_rad)} AND "
+        f"({crosses_one_edge_sql(point)} "
+        f"OR sx_intersects_circle(footprint, {x}, {y}, {z}, {float(radius_rad)!r}) = 1)))"
+    )
 
 
 def near_edges_sql(point: Iterable[float], radius_rad: float) -> str:
