@@ -121,6 +121,18 @@ class Writer(ABC):
         )
         self.executemany(sql, [[r[n] for n in names] for r in rows])
 
+    def add_to(self, table: str, key: Sequence[str], column: str, rows: Sequence[tuple]) -> None:
+        """Add each row's last value to ``column`` of the row of an internal table with the
+        row's key (its other values), inserting rows not there yet. Keys must be unique
+        within ``rows``."""
+        names = [*key, column]
+        self.executemany(
+            f"INSERT INTO {self.dialect.internal(table)} AS t ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' for _ in names)}) ON CONFLICT ({', '.join(key)}) "
+            f"DO UPDATE SET {column} = t.{column} + excluded.{column}",
+            rows,
+        )
+
     dialect: Dialect
 
 

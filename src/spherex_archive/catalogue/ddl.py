@@ -106,10 +106,14 @@ def stored_tables(dialect: Dialect) -> list[str]:
     ]
     statements = _index_names(dialect, statements)
     if dialect.name == "postgresql":
-        statements.append(
+        statements += [
             f"CREATE INDEX IF NOT EXISTS archive_plane_footprint ON {i('plane')} "
-            f"USING gist (footprint)"
-        )
+            f"USING gist (footprint)",
+            # Every ingest adds to thousands of counts. With room left on each page, the new
+            # version of a row stays on its page and the key's index is not touched (a "HOT"
+            # update): half the time of an update. An existing table's new pages get it too.
+            f"ALTER TABLE {i('coverage_count')} SET (fillfactor = 50)",
+        ]
     return [*statements, *job_tables(dialect)]
 
 

@@ -97,6 +97,31 @@ class PostgresWriter(Writer):
             for row in rows:
                 copy.write_row(row)
 
+    def add_to(self, table: str, key: Sequence[str], column: str, rows: Sequence[tuple]) -> None:
+        # A statement per row costs a round trip's work each (an ingest adds tens of thousands
+        # of coverage cells: 3.5 s of a 4 s ingest). Copied into a scratch table, one
+        # statement adds them all (an array per column as parameters was slower still: the
+        # server parses the arrays' text).
+        if not rows:
+            return
+        name, names = self.dialect.internal(table), ", ".join([*key, column])
+        self.conn.execute(
+            f"CREATE TEMPORARY TABLE _adding ON COMMIT DROP AS SELECT {names} FROM {name} "
+            "WITH NO DATA"
+        )
+        with (
+            self.conn.cursor() as cursor,
+            cursor.copy(f"COPY _adding ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        self.conn.execute(
+            f"INSERT INTO {name} AS t ({names}) SELECT {names} FROM _adding "
+            f"ON CONFLICT ({', '.join(key)}) "
+            f"DO UPDATE SET {column} = t.{column} + excluded.{column}"
+        )
+        self.conn.execute("DROP TABLE _adding")
+
     def insert_planes(
         self, columns: Sequence[str], rows: Sequence[tuple], ra: np.ndarray, dec: np.ndarray
     ) -> None:

@@ -14,6 +14,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 from mocpy import MOC
@@ -111,13 +112,14 @@ def merge_counts(
 def _add_counts(writer: Writer, collection: str, cells: np.ndarray, counts: np.ndarray) -> None:
     if not len(cells):
         return
-    table = writer.dialect.internal("coverage_count")
-    writer.executemany(
-        f"INSERT INTO {table} AS c (collection, cell, images) VALUES (?, ?, ?) "
-        "ON CONFLICT (collection, cell) DO UPDATE SET images = c.images + excluded.images",
-        [(collection, int(c), int(n)) for c, n in zip(cells, counts, strict=True)],
+    writer.add_to(
+        "coverage_count",
+        ["collection", "cell"],
+        "images",
+        list(zip(repeat(collection), cells.tolist(), counts.tolist())),
     )
     if (counts < 0).any():
+        table = writer.dialect.internal("coverage_count")
         writer.execute(f"DELETE FROM {table} WHERE collection = ? AND images <= 0", [collection])
 
 
@@ -231,6 +233,6 @@ def rebuild(writer: Writer, collection: str) -> None:
     writer.bulk_insert(
         "coverage_count",
         ["collection", "cell", "images"],
-        [(collection, int(c), int(n)) for c, n in zip(cells, counts, strict=True)],
+        list(zip(repeat(collection), cells.tolist(), counts.tolist())),
     )
     _store(writer, collection, moc, int(planes or 0), timestamp_text(pending))
