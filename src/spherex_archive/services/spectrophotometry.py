@@ -71,8 +71,6 @@ REJECT_SIGMA = 5.0
 """Binning: a measurement this many (combined) sigmas from its channel's median is rejected."""
 LOW_COVERAGE = 0.5
 """Below this share of the PSF on usable pixels, a measurement is kept out of the spectrum."""
-THREADS = 8
-"""Images measured at once per source: the work is reads, headers and small numpy sums."""
 
 # Quality bits of a measurement.
 Q_MASKED = 1
@@ -628,7 +626,7 @@ def measure_source(
     measurement's own wavelength: an image's band is the whole detector's)."""
     planes = find_planes(engine, source, options)
     bands = options.band_intervals()
-    with ThreadPoolExecutor(min(THREADS, max(1, len(planes)))) as pool:
+    with ThreadPoolExecutor(min(store.parallel_reads, max(1, len(planes)))) as pool:
         found = []
         for measurement in pool.map(lambda p: measure_image(store, p, source, options), planes):
             if should_stop():

@@ -83,6 +83,10 @@ class Store(abc.ABC):
     """Read-only access to the files under one root. Subclasses implement the ``_`` methods,
     which receive keys that are already normalised and allowed."""
 
+    parallel_reads = 8
+    """Files worth working on at once: an object store answers each read after a latency,
+    which threads overlap."""
+
     def __init__(self, allow: KeyFilter | None = is_release_key) -> None:
         self.allow = allow
         self.bytes_read = 0

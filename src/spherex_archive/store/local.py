@@ -32,6 +32,11 @@ class LocalStore(Store):
     """Files under ``root``. Symbolic links are followed only while they resolve to a visible
     key inside the root: one that leads elsewhere (``/etc``, ``truth/``) reads as missing."""
 
+    # Local reads are mostly page-cache hits, work for the interpreter itself: more threads
+    # only contend for it. Measuring 210 cached images took 0.98 s with one thread, 1.15 s
+    # with two, 1.39 s with eight (two cores).
+    parallel_reads = 1
+
     def __init__(
         self, root: str | os.PathLike[str], allow: KeyFilter | None = is_release_key
     ) -> None:
