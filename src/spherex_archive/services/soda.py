@@ -61,12 +61,6 @@ MAX_CUTOUTS = 5_000
 """ID x region combinations of one job (rows of its table of contents; its IDs are looked up
 in one query): up to 25 GB of cutouts, each carrying its image's 5 MB PSF cube."""
 
-THREADS = 8
-"""Files read at once by a job (one file per thread): local reads and object-store requests
-wait on I/O, which threads overlap."""
-AHEAD = 2 * THREADS
-"""IDs planned, and cutouts made, ahead of the cutout being written."""
-
 
 class SodaError(Exception):
     """A request SODA refuses; ``str()`` is the text/plain answer: SODA's error name, a colon
@@ -554,7 +548,7 @@ def write_cutouts(
     *,
     should_stop: Callable[[], bool],
     progress: Callable[[int, int, int], None],
-    threads: int = THREADS,
+    threads: int | None = None,
 ) -> list[Planned] | None:
     """One FITS file with every cutout of ``request``: a PRIMARY, the TOC, then each cutout's
     HDUs renamed with its number. Returns the TOC's combinations (None if stopped first).
@@ -564,7 +558,12 @@ def write_cutouts(
     and made a few ahead, within a pixel budget, and written in order after the TOC's place,
     their PSF and WCS-WAVE going from the parent to the file as they are written. The TOC,
     whose size is known from the start, is written last. ``progress(IDs planned, IDs,
-    cutouts written)`` follows it."""
+    cutouts written)`` follows it. ``threads`` reads files at once, by default as many as the
+    store has worth overlapping (one on a local disk: 500 cutouts in 2.8 s, against 3.5 s
+    with eight threads contending for the interpreter); twice as many are planned and cut
+    ahead of the one being written."""
+    threads = threads or store.parallel_reads
+    ahead = 2 * threads
     widths = _widths(request, datasets)
     combinations = len(request.ids) * len(request.regions)
     head_size = len(_head([(None,) * len(TOC_COLUMNS)] * combinations, 0, widths))
@@ -576,7 +575,7 @@ def write_cutouts(
     count = written = 0  # cutouts numbered, cutouts written
     with path.open("wb", buffering=0) as out, ThreadPoolExecutor(threads) as pool:
         plans = deque(
-            pool.submit(plan_id, store, datasets.get(i), i, request) for i in islice(ids, AHEAD)
+            pool.submit(plan_id, store, datasets.get(i), i, request) for i in islice(ids, ahead)
         )
         out.seek(head_size)
         while True:
@@ -584,7 +583,7 @@ def write_cutouts(
                 for future in [*plans, *(f for f, _ in cuts)]:
                     future.cancel()
                 return None
-            while ready and len(cuts) < AHEAD and (not cuts or held < PIXEL_BUDGET):
+            while ready and len(cuts) < ahead and (not cuts or held < PIXEL_BUDGET):
                 item = ready.popleft()
                 assert item.window is not None
                 cost = item.window.nx * item.window.ny * 16  # four planes of four bytes
@@ -594,7 +593,7 @@ def write_cutouts(
                 held += cost
                 item.image = None  # the thread has it; the TOC does not need it
             next_cut = cuts[0][0] if cuts else None
-            next_plan = plans[0] if plans and len(ready) < AHEAD else None
+            next_plan = plans[0] if plans and len(ready) < ahead else None
             if next_cut is None and next_plan is None:
                 break
             if next_cut is not None and (next_plan is None or next_cut.done()):
