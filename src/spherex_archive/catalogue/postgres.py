@@ -88,11 +88,12 @@ class PostgresWriter(Writer):
             cursor.executemany(to_pyformat(sql), [list(r) for r in rows])
 
     def bulk_insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        self._copy(self.dialect.internal(table), columns, rows)
+
+    def _copy(self, name: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         with (
             self.conn.cursor() as cursor,
-            cursor.copy(
-                f"COPY {self.dialect.internal(table)} ({', '.join(columns)}) FROM STDIN"
-            ) as copy,
+            cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy,
         ):
             for row in rows:
                 copy.write_row(row)
@@ -104,17 +105,12 @@ class PostgresWriter(Writer):
         # server parses the arrays' text).
         if not rows:
             return
-        name, names = self.dialect.internal(table), ", ".join([*key, column])
+        name, columns = self.dialect.internal(table), [*key, column]
+        names = ", ".join(columns)
         self.conn.execute(
-            f"CREATE TEMPORARY TABLE _adding ON COMMIT DROP AS SELECT {names} FROM {name} "
-            "WITH NO DATA"
+            f"CREATE TEMPORARY TABLE _adding AS SELECT {names} FROM {name} WITH NO DATA"
         )
-        with (
-            self.conn.cursor() as cursor,
-            cursor.copy(f"COPY _adding ({names}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
+        self._copy("_adding", columns, rows)
         self.conn.execute(
             f"INSERT INTO {name} AS t ({names}) SELECT {names} FROM _adding "
             f"ON CONFLICT ({', '.join(key)}) "

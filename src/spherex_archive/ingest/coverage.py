@@ -20,6 +20,7 @@ import numpy as np
 from mocpy import MOC
 
 from spherex_archive.catalogue.base import Writer
+from spherex_archive.catalogue.spatial import polygon_arrays
 from spherex_archive.ingest.rows import FileRows
 
 MOC_DEPTH = 11
@@ -64,10 +65,18 @@ def _stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def polys_vertices(polys: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(RA, Dec) vertices of stored ``POLYGON ICRS ra1 dec1 ... ra1 dec1`` footprints, each
+    without its closing repeat."""
+    _, counts, vertices = polygon_arrays(polys)
+    if not len(counts):
+        return []
+    return [(v[:, 0], v[:, 1]) for v in np.split(vertices, np.cumsum(counts)[:-1])]
+
+
 def poly_vertices(poly: str) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices of a stored ``POLYGON ICRS ra1 dec1 ... ra1 dec1`` (closed) footprint."""
-    values = np.array(poly.split()[2:], dtype=float)[:-2]
-    return values[0::2], values[1::2]
+    """(RA, Dec) vertices of one stored footprint (see :func:`polys_vertices`)."""
+    return polys_vertices([poly])[0]
 
 
 def footprint_mocs(footprints: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[MOC]:
@@ -109,14 +118,16 @@ def merge_counts(
     return cells[keep], counts[keep]
 
 
+def _count_rows(collection: str, cells: np.ndarray, counts: np.ndarray) -> list[tuple]:
+    """(collection, cell, images) rows of the count map."""
+    return list(zip(repeat(collection), cells.tolist(), counts.tolist()))
+
+
 def _add_counts(writer: Writer, collection: str, cells: np.ndarray, counts: np.ndarray) -> None:
     if not len(cells):
         return
     writer.add_to(
-        "coverage_count",
-        ["collection", "cell"],
-        "images",
-        list(zip(repeat(collection), cells.tolist(), counts.tolist())),
+        "coverage_count", ["collection", "cell"], "images", _count_rows(collection, cells, counts)
     )
     if (counts < 0).any():
         table = writer.dialect.internal("coverage_count")
@@ -222,7 +233,7 @@ def rebuild(writer: Writer, collection: str) -> None:
         if not page:
             break
         last = page[-1][0]
-        mocs = footprint_mocs([poly_vertices(poly) for _, poly in page])
+        mocs = footprint_mocs(polys_vertices([poly for _, poly in page]))
         moc = union(mocs, moc)
         parts.append(cell_counts(mocs))
     cells, counts = merge_counts(parts)
@@ -233,6 +244,6 @@ def rebuild(writer: Writer, collection: str) -> None:
     writer.bulk_insert(
         "coverage_count",
         ["collection", "cell", "images"],
-        list(zip(repeat(collection), cells.tolist(), counts.tolist())),
+        _count_rows(collection, cells, counts),
     )
     _store(writer, collection, moc, int(planes or 0), timestamp_text(pending))

@@ -222,9 +222,9 @@ def polygon_vertices(region: str | None) -> list[tuple[float, float]] | None:
     kept, _, found = spatial.polygon_arrays([region])
     if not len(kept):
         return None
+    v = spatial.unit_vectors(found[:, 0], found[:, 1])
+    turning = np.cross(v, np.roll(v, -1, axis=0)).sum(axis=0)
     vertices = [(ra, dec) for ra, dec in found.tolist()]
-    v = spatial.unit_vectors([p[0] for p in vertices], [p[1] for p in vertices])
-    turning = sum(np.cross(v[i], v[(i + 1) % len(v)]) for i in range(len(v)))
     if float(turning @ v.sum(axis=0)) < 0:
         vertices.reverse()
     return vertices
