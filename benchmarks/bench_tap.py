@@ -1,11 +1,16 @@
 """TAP sync latency through HTTP beside the same query's SQL, and streaming throughput.
 
     python benchmarks/bench_tap.py [--planes 1000000 10000000] [--backends sqlite postgresql]
-        [--queries 300] [--stream-rows 1000000] [--scratch /tmp]
+        [--kinds footprints centres] [--queries 300] [--stream-rows 1000000] [--scratch /tmp]
 
 For each catalogue (``bench_catalogue.py``'s synthetic survey, filled once and reused) a real
-``spherex-archive serve`` process answers TAP sync cone queries (images meeting a 0.1-degree
-circle at random positions, VOTable) over one kept-alive connection; each query is also timed
+``spherex-archive serve`` process answers TAP sync queries of a 0.1-degree circle at random
+positions (``SELECT * FROM ivoa.obscore``, VOTable), asked two ways (--kinds): ``footprints``,
+the images whose footprint meets the circle (``INTERSECTS(s_region, CIRCLE(...))``, what a
+search for the images of a source asks: about 2 000 rows a query at ten million planes), and
+``centres``, the images whose centre lies in it (``CONTAINS(POINT('ICRS', s_ra, s_dec),
+CIRCLE(...))``, ObsCore's own cone search: a few rows). Over one kept-alive connection, each
+query is also timed
 as its translated SQL run directly through the catalogue in this process, rows fetched, right
 before or after it (alternately), so that both see the same load on a shared machine. The
 difference of the medians is what TAP adds (parsing, translation, VOTable, HTTP); so is the
@@ -32,11 +37,13 @@ from mdtable import print_table
 from spherex_archive.services.query import QueryEngine
 
 
-def cone(ra: float, dec: float) -> str:
-    return (
-        "SELECT * FROM ivoa.obscore WHERE "
-        f"INTERSECTS(s_region, CIRCLE('ICRS', {ra!r}, {dec!r}, 0.1)) = 1"
-    )
+def cone(ra: float, dec: float, kind: str = "footprints") -> str:
+    circle = f"CIRCLE('ICRS', {ra!r}, {dec!r}, 0.1)"
+    if kind == "centres":
+        return (
+            f"SELECT * FROM ivoa.obscore WHERE CONTAINS(POINT('ICRS', s_ra, s_dec), {circle}) = 1"
+        )
+    return f"SELECT * FROM ivoa.obscore WHERE INTERSECTS(s_region, {circle}) = 1"
 
 
 def through_http(conn: http.client.HTTPConnection, query: str) -> float:
@@ -61,17 +68,17 @@ def through_http(conn: http.client.HTTPConnection, query: str) -> float:
     return seconds
 
 
-def through_sql(engine: QueryEngine, query: str) -> float:
+def through_sql(engine: QueryEngine, query: str) -> tuple[float, int]:
+    """(seconds, rows) of the query's translated SQL, its rows fetched."""
     sql = engine.translate(query)
     started = time.perf_counter()
     rows = list(engine.catalogue.query(sql.sql, sql.params).rows)
-    seconds = time.perf_counter() - started
-    del rows
-    return seconds
+    return time.perf_counter() - started, len(rows)
 
 
-def side_by_side(port: int, engine: QueryEngine, queries: list[str]) -> tuple[list, list]:
-    """(HTTP seconds, SQL seconds) of each query, the two timed one right after the other."""
+def side_by_side(port: int, engine: QueryEngine, queries: list[str]) -> tuple[list, list, list]:
+    """(HTTP seconds, SQL seconds, rows) of each query, HTTP and SQL timed one right after the
+    other."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     http_times, sql_times = [], []
     for i, query in enumerate(queries):
@@ -82,7 +89,7 @@ def side_by_side(port: int, engine: QueryEngine, queries: list[str]) -> tuple[li
             http_times.append(through_http(conn, query))
             sql_times.append(through_sql(engine, query))
     conn.close()
-    return http_times, sql_times
+    return http_times, [s for s, _ in sql_times], [n for _, n in sql_times]
 
 
 def peak_kib(pid: int) -> int:
@@ -108,16 +115,37 @@ def stream(port: int, pid: int, rows: int) -> tuple[float, int, int]:
     return count / seconds, before, peak_kib(pid)
 
 
+def figures(http_times: list[float], sql_times: list[float], counts: list[int]) -> list[str]:
+    """Rows (median), TAP median and p99, SQL median and p99, their difference and each
+    query's own, ms."""
+    tap, sql = statistics.median(http_times), statistics.median(sql_times)
+    # Each query's own overhead (its TAP time less its SQL time): the answers' sizes vary a
+    # hundredfold, and this cancels them where the difference of medians does not.
+    paired = statistics.median(h - s for h, s in zip(http_times, sql_times, strict=True))
+    return [
+        f"{statistics.median(counts):,.0f}",
+        f"{tap * 1000:.1f}",
+        f"{percentile(http_times, 99) * 1000:.1f}",
+        f"{sql * 1000:.1f}",
+        f"{percentile(sql_times, 99) * 1000:.1f}",
+        f"{(tap - sql) * 1000:.1f}",
+        f"{paired * 1000:.1f}",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--planes", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--kinds", nargs="+", default=["footprints", "centres"], choices=["footprints", "centres"]
+    )
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--stream-rows", type=int, default=1_000_000)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp"))
     args = parser.parse_args()
     rng = np.random.default_rng(5)
-    queries = [cone(ra, dec) for ra, dec in sky_positions(args.queries, rng)]
+    positions = sky_positions(args.queries, rng)
     latency, streaming = [], []
     for planes in args.planes:
         for backend in args.backends:
@@ -126,8 +154,11 @@ def main() -> None:
             log = args.scratch / f"bench-tap-{backend}-{planes}.log"
             process, port = serve(catalogue.url, args.scratch, 1, log)
             try:
-                side_by_side(port, engine, queries[:20])  # warm caches on both paths
-                http_times, sql_times = side_by_side(port, engine, queries)
+                for kind in args.kinds:
+                    queries = [cone(ra, dec, kind) for ra, dec in positions]
+                    side_by_side(port, engine, queries[:20])  # warm caches on both paths
+                    times = side_by_side(port, engine, queries)
+                    latency.append([f"{planes:,}", backend, kind, *figures(*times)])
                 if planes >= args.stream_rows:
                     rate, before, after = stream(port, process.pid, args.stream_rows)
                     streaming.append(
@@ -138,26 +169,10 @@ def main() -> None:
                 process.terminate()
                 process.wait(60)
                 catalogue.close()
-            tap, sql = statistics.median(http_times), statistics.median(sql_times)
-            # Each query's own overhead (its TAP time less its SQL time): the answers' sizes
-            # vary a hundredfold, and this cancels them where the difference of medians does not.
-            paired = statistics.median(h - s for h, s in zip(http_times, sql_times, strict=True))
-            latency.append(
-                [
-                    f"{planes:,}",
-                    backend,
-                    f"{tap * 1000:.1f}",
-                    f"{percentile(http_times, 99) * 1000:.1f}",
-                    f"{sql * 1000:.1f}",
-                    f"{percentile(sql_times, 99) * 1000:.1f}",
-                    f"{(tap - sql) * 1000:.1f}",
-                    f"{paired * 1000:.1f}",
-                ]
-            )
-    print(f"\n{args.queries} cone queries (0.1 deg, SELECT *, VOTable) per row\n")
+    print(f"\n{args.queries} queries of a 0.1-degree circle (SELECT *, VOTable) per row\n")
     print_table(
-        ["planes", "backend", "TAP median ms", "TAP p99 ms", "SQL median ms", "SQL p99 ms",
-         "TAP overhead ms", "overhead per query, median ms"],
+        ["planes", "backend", "query", "rows", "TAP median ms", "TAP p99 ms", "SQL median ms",
+         "SQL p99 ms", "TAP overhead ms", "overhead per query, median ms"],
         latency,
     )  # fmt: skip
     if streaming:

@@ -7,7 +7,9 @@ import contextlib
 import math
 import time
 
+import psycopg
 import pytest
+from astropy.coordinates import SkyCoord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -223,6 +225,89 @@ def test_cone_on_columns_and_distance(engines, position):
         engines["sqlite"], "SELECT TOP 1 DISTANCE(359.999, 0, 0.001, 0) FROM caom.observation"
     )
     assert math.isclose(d, 0.002, rel_tol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def centres(engines) -> tuple[list[str], SkyCoord]:
+    """Every image's obs_publisher_did and centre, read plainly (no spatial SQL)."""
+    got = rows(
+        engines["sqlite"],
+        "SELECT obs_publisher_did, s_ra, s_dec FROM ivoa.obscore WHERE s_ra IS NOT NULL",
+    )
+    return [r[0] for r in got], SkyCoord([r[1] for r in got], [r[2] for r in got], unit="deg")
+
+
+def brute_cone(centres, ra: float, dec: float, radius: float) -> tuple[set[str], set[str]]:
+    """(images whose centre is surely within ``radius``, those on its edge), by astropy."""
+    dids, coords = centres
+    d = SkyCoord(ra, dec, unit="deg").separation(coords).deg
+    sure = {did for did, x in zip(dids, d, strict=True) if x < radius - 1e-9}
+    edge = {did for did, x in zip(dids, d, strict=True) if abs(x - radius) <= 1e-9}
+    return sure, edge
+
+
+@pytest.mark.parametrize("where", [*FIXED, "position", "near position"])
+@pytest.mark.parametrize("radius", [0.0, 0.05, 1.0, 7.0, 100.0])
+def test_cones_on_image_centres(engines, centres, backend, position, where, radius):
+    """ObsCore's cone search (CONTAINS of the centre's point) and its DISTANCE spellings,
+    which the centre index serves, against astropy over every image's centre."""
+    ra, dec = {"position": position, "near position": (position[0] + 0.02, position[1])}.get(
+        where, where
+    )
+    sure, edge = brute_cone(centres, ra, dec, radius)
+    point = "POINT('ICRS', s_ra, s_dec)"
+    for condition in (
+        f"CONTAINS({point}, CIRCLE('ICRS', {ra}, {dec}, {radius})) = 1",
+        f"1 = INTERSECTS(CIRCLE({ra}, {dec}, {radius}), {point})",
+        f"DISTANCE({point}, POINT({ra}, {dec})) <= {radius}",
+        f"{radius} >= DISTANCE(POINT({ra}, {dec}), POINT(s_ra, s_dec))",
+        f"DISTANCE(s_ra, s_dec, {ra}, {dec}) <= {radius}",
+    ):
+        found = {
+            r[0]
+            for r in rows(
+                engines[backend], f"SELECT obs_publisher_did FROM ivoa.obscore WHERE {condition}"
+            )
+        }
+        assert sure <= found <= sure | edge, condition
+    if radius:
+        found = {
+            r[0]
+            for r in rows(
+                engines[backend],
+                f"SELECT obs_publisher_did FROM ivoa.obscore WHERE "
+                f"DISTANCE({point}, POINT({ra}, {dec})) < {radius}",
+            )
+        }
+        assert sure <= found <= sure | edge
+
+
+def test_polygon_on_image_centres(engines, centres, position):
+    ra, dec = position
+    polygon = f"POLYGON('ICRS', {ra - 1}, {dec - 1}, {ra + 1}, {dec - 1}, {ra}, {dec + 1})"
+    found = same_rows(
+        engines,
+        f"SELECT obs_publisher_did FROM ivoa.obscore WHERE "
+        f"CONTAINS(POINT(s_ra, s_dec), {polygon}) = 1",
+    )
+    assert found and len(found) < len(centres[0])
+
+
+def test_cones_on_image_centres_use_the_centre_index(catalogues, engines, position):
+    ra, dec = position
+    for adql in (
+        f"SELECT * FROM ivoa.obscore WHERE "
+        f"CONTAINS(POINT(s_ra, s_dec), CIRCLE({ra}, {dec}, 0.1)) = 1",
+        f"SELECT * FROM spherex.plane WHERE DISTANCE(POINT(s_ra, s_dec), POINT({ra}, {dec})) < 0.1",
+    ):
+        sql = engines["sqlite"].translate(adql)
+        plan = catalogues["sqlite"].fetchall("EXPLAIN QUERY PLAN " + sql.sql, sql.params)
+        assert any("USING INDEX plane_centre" in r[3] for r in plan), plan
+        sql = engines["postgresql"].translate(adql)
+        with psycopg.connect(catalogues["postgresql"].url) as conn:
+            conn.execute("SET enable_seqscan = off")  # the test catalogue is small
+            text = str(conn.execute("EXPLAIN " + sql.sql.replace("?", "%s"), sql.params).fetchall())
+        assert "archive_plane_centre" in text, text
 
 
 def test_sqlite_uses_the_zones_index(catalogues, engines, position):

@@ -106,6 +106,7 @@ class _Rel:
     cols: list[_Col]
     footprint: str | None = None  # SQL of the hidden footprint
     planeid: str | None = None  # SQL of the plane id (the key of the footprint index)
+    centre: tuple[str, str] | None = None  # SQL of the indexed image centre (s_ra, s_dec)
     kind: str = "table"
     _by_name: dict[str, list[_Col]] | None = field(default=None, repr=False)
 
@@ -151,6 +152,7 @@ class _Geo:
     const: tuple | None  # point (ra, dec); circle (ra, dec, r); polygon ((ra, dec), ...)
     sql: tuple[str, ...]  # point (ra, dec); circle (ra, dec, r); region (footprint, planeid)
     node: t.Node
+    centre: bool = False  # a point of an image centre's columns, which an index serves
 
 
 @dataclass
@@ -228,6 +230,8 @@ _FOOTPRINT_TABLES = {
     "spherex.plane": ("_footprint", "planeid"),
     "caom.plane": ("_footprint", "planeid"),
 }
+_CENTRE_TABLES = {"spherex.obscore", "ivoa.obscore", "spherex.plane"}
+"""Tables whose (s_ra, s_dec) are the plane's, under the centre index (``ddl.py``)."""
 _UPLOAD_SCHEMA = "tap_upload"
 
 INTERNAL_COLUMNS = {
@@ -584,6 +588,8 @@ class _Translator:
         if hidden:
             rel.footprint = f"{alias}.{_quote(hidden[0])}"
             rel.planeid = f"{alias}.{_quote(hidden[1])}"
+        if table.qualified in _CENTRE_TABLES:
+            rel.centre = (f"{alias}.{_quote('s_ra')}", f"{alias}.{_quote('s_dec')}")
         return f"{self.dialect.public(table.qualified)} AS {alias}", rel
 
     def upload(self, name: t.TableName, label: str, aliased: bool) -> tuple[str, _Rel]:
@@ -956,7 +962,9 @@ class _Translator:
             ok = None not in const
             if ok and not -90 <= const[1] <= 90:
                 raise _error(f"declination {const[1]} is outside [-90, 90]", node.y)
-            return _Geo("point", const if ok else None, (x.sql, y.sql), node)
+            return _Geo(
+                "point", const if ok else None, (x.sql, y.sql), node, self.is_centre(node, scope)
+            )
         if isinstance(node, t.Circle):
             centre = self.geo(node.center, scope)
             if centre.kind != "point":
@@ -1000,6 +1008,14 @@ class _Translator:
                 return _Geo("point", g.const[:2] if g.const else None, g.sql[:2], node)
         raise _error("expected a point, a circle, a polygon or a region column", node)
 
+    def is_centre(self, point: t.Point, scope: _Scope) -> bool:
+        """Whether the point is (s_ra, s_dec) of one archive table, under the centre index."""
+        if not (isinstance(point.x, t.ColumnRef) and isinstance(point.y, t.ColumnRef)):
+            return False
+        x, y = self.lookup(point.x, scope), self.lookup(point.y, scope)
+        rel = self.rel_of(x, scope)
+        return rel is not None and rel.centre == (x.sql, y.sql)
+
     def polygon_geo(self, vertices: list[tuple[float, float]], node: t.Node) -> _Geo:
         v = spatial.unit_vectors([p[0] for p in vertices], [p[1] for p in vertices])
         if len(vertices) < 3 or np.linalg.norm(v.sum(axis=0)) < 1e-9 or not spatial.is_convex(v):
@@ -1030,6 +1046,8 @@ class _Translator:
 
     def spatial_comparison(self, node: t.Comparison, scope: _Scope) -> str | None:
         """``CONTAINS(...) = 1`` and friends, as a condition the indexes can serve."""
+        if node.op in ("<", "<=", ">", ">="):
+            return self.distance_within(node, scope)
         if node.op not in ("=", "<>"):
             return None
         for test, other in ((node.left, node.right), (node.right, node.left)):
@@ -1039,6 +1057,26 @@ class _Translator:
                 cond = self.spatial_test(test, scope)
                 return cond if (other.value == 1) == (node.op == "=") else f"(NOT {cond})"
         return None
+
+    def distance_within(self, node: t.Comparison, scope: _Scope) -> str | None:
+        """``DISTANCE(POINT(s_ra, s_dec), POINT(ra, dec)) < r`` (either way round) with the
+        centre index's prefilter; None for any other comparison."""
+        distance, limit, op = node.left, node.right, node.op
+        if isinstance(limit, t.Distance):
+            flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+            distance, limit, op = limit, distance, flipped[op]
+        if not (isinstance(distance, t.Distance) and op in ("<", "<=")):
+            return None
+        radius = _const(limit)
+        if radius is None:
+            return None
+        a, b = self.geo(distance.left, scope), self.geo(distance.right, scope)
+        if b.centre:
+            a, b = b, a
+        if not (a.kind == b.kind == "point" and a.centre and b.const is not None):
+            return None
+        exact = f"({self.distance_sql(a.sql, b.sql)} {op} {self.value(limit, scope).sql})"
+        return f"({self.centres_near(a, b.const, max(float(radius), 0.0))} AND {exact})"
 
     def spatial_test(self, node: t.Contains | t.Intersects, scope: _Scope) -> str:
         a, b = self.geo(node.left, scope), self.geo(node.right, scope)
@@ -1062,12 +1100,18 @@ class _Translator:
         if a.kind == "point" and b.kind == "region":
             return self.point_in_region(a, b)
         if a.kind == "point" and b.kind == "circle":
-            return f"({self.distance_sql(a.sql, b.sql[:2])} <= {b.sql[2]})"
+            exact = f"({self.distance_sql(a.sql, b.sql[:2])} <= {b.sql[2]})"
+            if a.centre and b.const is not None:
+                return f"({self.centres_near(a, b.const[:2], b.const[2])} AND {exact})"
+            return exact
         if a.kind == "point" and b.kind == "polygon":
             if self.pg:
                 return f"({self.spoint(a.sql)} <@ {self.spoly(b)})"
             blob = self.param(self.polygon_blob(b))
-            return f"(sx_polygon_contains_radec({blob}, {a.sql[0]}, {a.sql[1]}) = 1)"
+            exact = f"(sx_polygon_contains_radec({blob}, {a.sql[0]}, {a.sql[1]}) = 1)"
+            if a.centre:
+                return f"({self.centres_near(a, *self.polygon_cap(b))} AND {exact})"
+            return exact
         if a.kind == "region" and b.kind in ("circle", "polygon"):
             return self.region_within(a, b)
         if b.kind == "region" and a.kind in ("circle", "polygon"):
@@ -1085,6 +1129,20 @@ class _Translator:
     def spoly(self, g: _Geo) -> str:
         text = "{" + ",".join(f"({ra:.12f}d,{dec:.12f}d)" for ra, dec in g.const) + "}"
         return f"CAST({self.param(text)} AS spoly)"
+
+    def centres_near(self, point: _Geo, centre: tuple[float, float], radius: float) -> str:
+        """Rows whose image centre ``point`` may lie within ``radius`` degrees of ``centre``,
+        as the centre index serves it (a prefilter for the exact test)."""
+        if self.pg:
+            if radius + 1e-9 >= 90.0:
+                return "TRUE"  # pgsphere's circles end at 90 degrees; an index would not help
+            # The index holds spoint(radians(s_ra), radians(s_dec)): written the same way
+            # through the views, the planner matches it; a hair wider than the exact test.
+            cap = (
+                f"scircle({self.spoint(tuple(map(repr, centre)))}, {math.radians(radius + 1e-9)!r})"
+            )
+            return f"({self.spoint(point.sql)} <@ {cap})"
+        return f"({zones.centre_near_sql(*point.sql, *centre, radius)})"
 
     def polygon_blob(self, g: _Geo) -> bytes:
         v = spatial.unit_vectors([p[0] for p in g.const], [p[1] for p in g.const])

@@ -105,12 +105,26 @@ def stored_tables(dialect: Dialect) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS provenance_input ON {i('provenance_input')} (input_planeid)",
     ]
     statements = _index_names(dialect, statements)
+    # Image centres, for cone searches on (s_ra, s_dec): a GiST index of the points on
+    # PostgreSQL, on SQLite the zones of ``zones.centre_zone_sql``, then RA.
     if dialect.name == "postgresql":
-        statements.append(
+        statements += [
             f"CREATE INDEX IF NOT EXISTS archive_plane_footprint ON {i('plane')} "
-            f"USING gist (footprint)"
+            f"USING gist (footprint)",
+            f"CREATE INDEX IF NOT EXISTS archive_plane_centre ON {i('plane')} "
+            f"USING gist ({CENTRE_POINT_PG})",
+        ]
+    else:
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS plane_centre ON {i('plane')} "
+            f"({zones.centre_zone_sql('s_dec')}, s_ra)"
         )
     return [*statements, *job_tables(dialect)]
+
+
+CENTRE_POINT_PG = "spoint(radians(s_ra), radians(s_dec))"
+"""The expression of PostgreSQL's centre index: searches write it so (on the plane's columns,
+through any view) for the planner to use the index."""
 
 
 def _half_full(dialect: Dialect) -> str:

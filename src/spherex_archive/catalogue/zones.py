@@ -15,6 +15,11 @@ candidates lie side by side and their number is within a quarter of the answer's
 Footprints of very different sizes would force every search to reach as far as the largest:
 each footprint is filed in a size class (radius within a factor of two), each class with zones
 a quarter of its size and its own largest radius, and a search visits every class there is.
+
+Image centres (``s_ra``, ``s_dec``: ObsCore's own cone search is ``CONTAINS(POINT(s_ra, s_dec),
+CIRCLE(...))``) are zoned the same way without a table of their own: an index on the plane
+table's expression ``centre_zone_sql(s_dec), s_ra`` (``ddl.py``), searched with the key ranges
+of one fixed class of points (:func:`centre_ranges`).
 """
 
 from __future__ import annotations
@@ -107,6 +112,46 @@ def place(planeids: Sequence[int], records: np.ndarray, release_dates: Sequence[
             )
         )
     return Placement(rows, class_radius)
+
+
+CENTRE_CLASS = 9
+"""The class whose zones the centre index uses: 0.09375 degrees high (exact in binary, so the
+index's expression and the searches' agree to the bit). At ten million planes a zone of it
+holds some 23 centres per degree of RA: a 0.1-degree cone reads three short runs."""
+
+_CENTRE_BASE = CENTRE_CLASS << ZONE_BITS
+_CENTRE_LAST = _zone(CENTRE_CLASS, 90.0) - _CENTRE_BASE
+
+
+def centre_zone_sql(dec: str) -> str:
+    """SQL of the centre zone of declination ``dec`` (a column): the first column of the
+    plane table's centre index. Searches must write it exactly so for SQLite to use the index;
+    ``dec + 90`` is never negative, so the cast floors."""
+    return f"min(CAST(({dec} + 90.0) / {_zone_height(CENTRE_CLASS)!r} AS INTEGER), {_CENTRE_LAST})"
+
+
+def centre_ranges(ra: float, dec: float, radius: float) -> list[tuple]:
+    """(first zone, last zone, ra low, ra high) of the centre index holding every position
+    within ``radius`` degrees of (ra, dec)."""
+    reach = float(radius) + MARGIN
+    return [
+        (z0 - _CENTRE_BASE, z1 - _CENTRE_BASE, lo, hi)
+        for z0, z1, lo, hi in _class_ranges(CENTRE_CLASS, float(ra) % 360.0, float(dec), reach)
+    ]
+
+
+def centre_near_sql(ra_column: str, dec_column: str, ra: float, dec: float, radius: float) -> str:
+    """SQL true for every row whose centre (``ra_column``, ``dec_column``, degrees in [0, 360)
+    and [-90, 90]) may lie within ``radius`` degrees of (ra, dec): an OR of the centre index's
+    key ranges, which SQLite searches one by one (a cheap prefilter; the exact distance test
+    comes after)."""
+    zone = centre_zone_sql(dec_column)
+    keys = [
+        f"{zone} {f'= {z0}' if z0 == z1 else f'BETWEEN {z0} AND {z1}'} "
+        f"AND {ra_column} BETWEEN {lo!r} AND {hi!r}"
+        for z0, z1, lo, hi in centre_ranges(ra, dec, radius)
+    ]
+    return _balanced_or(keys)
 
 
 def _ra_halfwidth(dec0: float, reach: float, low: float, high: float) -> float:

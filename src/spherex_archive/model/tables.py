@@ -183,6 +183,7 @@ PLANE = Table(
             unit="deg",
             ucd="pos.eq.ra;meta.main",
             principal=True,
+            indexed=True,
         ),
         C(
             "s_dec",
@@ -191,6 +192,7 @@ PLANE = Table(
             unit="deg",
             ucd="pos.eq.dec;meta.main",
             principal=True,
+            indexed=True,
         ),
         _text(
             "poly",
@@ -448,6 +450,7 @@ OBSCORE_COLUMNS: dict[str, Column] = {
             "Char.SpatialAxis.Coverage.Location.Coord.Position2D.Value2.C1",
             "Right ascension of the image centre (ICRS)",
             unit="deg",
+            indexed=True,
         ),
         _oc(
             "s_dec",
@@ -456,6 +459,7 @@ OBSCORE_COLUMNS: dict[str, Column] = {
             "Char.SpatialAxis.Coverage.Location.Coord.Position2D.Value2.C2",
             "Declination of the image centre (ICRS)",
             unit="deg",
+            indexed=True,
         ),
         _oc(
             "s_fov",

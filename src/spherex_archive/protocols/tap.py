@@ -375,6 +375,18 @@ EXAMPLES = (
         "spherex.obscore",
     ),
     (
+        "centre-cone",
+        "Images centred near a position",
+        "ObsCore's cone search: the images whose centre lies within half a degree of the "
+        "north ecliptic pole, nearest first (an index on the centres serves it).",
+        "SELECT obs_publisher_did, em_min, em_max,\n"
+        "DISTANCE(POINT('ICRS', s_ra, s_dec), POINT('ICRS', 270.0, 66.56)) AS dist\n"
+        "FROM ivoa.obscore\n"
+        "WHERE CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 270.0, 66.56, 0.5)) = 1\n"
+        "ORDER BY dist",
+        "ivoa.obscore",
+    ),
+    (
         "cutout-urls",
         "Cutout URLs built in the query",
         "File paths of the images of one detector over a position, with a 1-arcminute cutout "
