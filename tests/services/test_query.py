@@ -191,6 +191,23 @@ def test_circle_intersects_footprints(engines, catalogues, backend, ra, dec, rad
         assert {r[0] for r in rows(engines[backend], adql)} == expected
 
 
+@pytest.mark.parametrize("ra, dec", FIXED[:3])
+@pytest.mark.parametrize("radius", [90.0, 100.0, 180.0])
+def test_circles_wider_than_a_hemisphere(engines, catalogues, ra, dec, radius):
+    """pgsphere's circles end at 90 degrees: wider ones are asked as the rest of the sphere."""
+    expected = set(catalogues["sqlite"].planes_intersecting_circle(ra, dec, radius))
+    assert expected
+    circle = f"CIRCLE('ICRS', {ra}, {dec}, {radius})"
+    met = same_rows(engines, f"SELECT planeid FROM caom.plane WHERE INTERSECTS(poly, {circle}) = 1")
+    assert {r[0] for r in met} == expected
+    within = same_rows(
+        engines, f"SELECT planeid FROM caom.plane WHERE CONTAINS(poly, {circle}) = 1"
+    )
+    assert {r[0] for r in within} <= expected
+    holding = f"SELECT planeid FROM caom.plane WHERE CONTAINS({circle}, poly) = 1"
+    assert same_rows(engines, holding) == []
+
+
 def test_polygons_and_boxes_agree(engines, position):
     ra, dec = position
     polygon = f"POLYGON('ICRS', {ra - 1}, {dec - 1}, {ra + 1}, {dec - 1}, {ra}, {dec + 1})"

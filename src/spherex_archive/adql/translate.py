@@ -1126,6 +1126,13 @@ class _Translator:
     def scircle(self, g: _Geo) -> str:
         return f"scircle({self.spoint(g.sql[:2])}, radians({g.sql[2]}))"
 
+    def rest_of_sphere(self, g: _Geo) -> str:
+        """The circle around the antipode that, with its edge, makes the whole sphere with the
+        constant circle ``g`` wider than pgsphere's largest (90 degrees)."""
+        ra, dec, radius = g.const
+        antipode = (repr((ra + 180.0) % 360.0), repr(-dec))
+        return f"scircle({self.spoint(antipode)}, {math.radians(180.0 - radius)!r})"
+
     def spoly(self, g: _Geo) -> str:
         text = "{" + ",".join(f"({ra:.12f}d,{dec:.12f}d)" for ra, dec in g.const) + "}"
         return f"CAST({self.param(text)} AS spoly)"
@@ -1172,6 +1179,8 @@ class _Translator:
         if g.kind == "point":
             return self.point_in_region(g, region)
         if self.pg:
+            if _wide(g):  # meets the circle: not inside the rest of the sphere
+                return f"(NOT ({footprint} <@ {self.rest_of_sphere(g)}))"
             other = {
                 "circle": lambda: self.scircle(g),
                 "polygon": lambda: self.spoly(g),
@@ -1203,6 +1212,8 @@ class _Translator:
     def region_within(self, region: _Geo, g: _Geo) -> str:
         footprint, planeid = region.sql
         if self.pg:
+            if _wide(g):  # inside the circle: apart from the rest of the sphere
+                return f"(NOT ({footprint} && {self.rest_of_sphere(g)}))"
             other = self.scircle(g) if g.kind == "circle" else self.spoly(g)
             return f"({footprint} <@ {other})"
         if g.kind == "circle" and g.const is None:
@@ -1220,6 +1231,8 @@ class _Translator:
     def region_holds(self, region: _Geo, g: _Geo) -> str:
         footprint, planeid = region.sql
         if self.pg:
+            if _wide(g):  # a convex footprint lies in a hemisphere: never holds more
+                return f"(CASE WHEN {footprint} IS NULL THEN NULL ELSE FALSE END)"
             other = self.scircle(g) if g.kind == "circle" else self.spoly(g)
             return f"({footprint} @> {other})"
         if g.const is None:
@@ -1317,6 +1330,11 @@ def _unique(columns: list[Column]) -> list[Column]:
         seen.add(name.lower())
         out.append(c if name == c.name else dataclasses.replace(c, name=name))
     return out
+
+
+def _wide(g: _Geo) -> bool:
+    """A constant circle wider than a hemisphere, which pgsphere's circles cannot be."""
+    return g.kind == "circle" and g.const is not None and g.const[2] > 90.0
 
 
 def _const(node: t.Node) -> float | None:
