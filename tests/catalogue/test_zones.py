@@ -108,6 +108,38 @@ def test_ranges_hold_every_footprint_near_the_cap():
                 assert found or not must, (ra, dec, radius, row[2])
 
 
+def test_centre_ranges_hold_every_centre_in_the_cap():
+    """The centre index's key ranges, with the zones as SQLite computes them from the index's
+    own expression, hold every centre within the cap: at the poles, across RA = 0, on zone
+    edges, for caps from a point to most of the sky."""
+    rng = np.random.default_rng(11)
+    conn = sqlite3.connect(":memory:")
+    zone_of = f"SELECT {zones.centre_zone_sql('?')}"
+    edges = (np.arange(-90.0, 90.0, 0.09375)[:, None] + [-1e-12, 0.0, 1e-12]).ravel()
+    for ra, dec in queries(rng, 60):
+        for radius in (0.0, 0.01, 0.1, 1.0, 10.0, 100.0):
+            # Points the cap holds by construction: at random bearings and distances up to
+            # the radius (a sixth of them on the rim), and on the centre's meridian at every
+            # zone edge in reach.
+            bearing = rng.uniform(0, 2 * np.pi, 300)
+            reach = np.radians(radius * np.sqrt(rng.uniform(0, 1, 300)))
+            reach[:50] = np.radians(radius)
+            d0 = np.radians(dec)
+            sin_dec = np.sin(d0) * np.cos(reach) + np.cos(d0) * np.sin(reach) * np.cos(bearing)
+            east = np.sin(bearing) * np.sin(reach) * np.cos(d0)
+            north = np.cos(reach) - np.sin(d0) * sin_dec
+            ras = (ra + np.degrees(np.arctan2(east, north))) % 360.0
+            decs = np.degrees(np.arcsin(np.clip(sin_dec, -1, 1)))
+            on_edges = edges[np.abs(edges - dec) <= radius]
+            ras = np.concatenate([ras, np.full(len(on_edges), ra)])
+            decs = np.concatenate([decs, on_edges])
+            ranges = zones.centre_ranges(ra, dec, radius)
+            for a, d in zip(ras, decs, strict=True):
+                (zone,) = conn.execute(zone_of, (float(d),)).fetchone()
+                held = any(z0 <= zone <= z1 and lo <= a <= hi for z0, z1, lo, hi in ranges)
+                assert held, (ra, dec, radius, a, d)
+
+
 def test_a_search_reads_few_more_rows_than_it_answers():
     """Full-size frames seen from one place: the zones hold the candidates close together."""
     rng = np.random.default_rng(3)

@@ -115,9 +115,10 @@ def place(planeids: Sequence[int], records: np.ndarray, release_dates: Sequence[
 
 
 CENTRE_CLASS = 9
-"""The class whose zones the centre index uses: 0.09375 degrees high (exact in binary, so the
-index's expression and the searches' agree to the bit). At ten million planes a zone of it
-holds some 23 centres per degree of RA: a 0.1-degree cone reads three short runs."""
+"""The class whose zones the centre index uses: 0.09375 degrees high. At ten million planes a
+zone of it holds some 23 centres per degree of RA: a 0.1-degree cone reads three short runs.
+SQLite floors the rounded quotient where Python floors the exact one, so a centre within a
+rounding error below a zone's edge may be filed one zone up; the searches' MARGIN covers it."""
 
 _CENTRE_BASE = CENTRE_CLASS << ZONE_BITS
 _CENTRE_LAST = _zone(CENTRE_CLASS, 90.0) - _CENTRE_BASE
