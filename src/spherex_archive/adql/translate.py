@@ -1141,13 +1141,12 @@ class _Translator:
         """Rows whose image centre ``point`` may lie within ``radius`` degrees of ``centre``,
         as the centre index serves it (a prefilter for the exact test)."""
         if self.pg:
-            if radius + 1e-9 >= 90.0:
+            if radius + zones.MARGIN >= 90.0:
                 return "TRUE"  # pgsphere's circles end at 90 degrees; an index would not help
             # The index holds spoint(radians(s_ra), radians(s_dec)): written the same way
             # through the views, the planner matches it; a hair wider than the exact test.
-            cap = (
-                f"scircle({self.spoint(tuple(map(repr, centre)))}, {math.radians(radius + 1e-9)!r})"
-            )
+            reach = math.radians(radius + zones.MARGIN)
+            cap = f"scircle({self.spoint(tuple(map(repr, centre)))}, {reach!r})"
             return f"({self.spoint(point.sql)} <@ {cap})"
         return f"({zones.centre_near_sql(*point.sql, *centre, radius)})"
 

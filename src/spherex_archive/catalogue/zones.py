@@ -146,13 +146,17 @@ def centre_near_sql(ra_column: str, dec_column: str, ra: float, dec: float, radi
     and [-90, 90]) may lie within ``radius`` degrees of (ra, dec): an OR of the centre index's
     key ranges, which SQLite searches one by one (a cheap prefilter; the exact distance test
     comes after)."""
-    zone = centre_zone_sql(dec_column)
-    keys = [
-        f"{zone} {f'= {z0}' if z0 == z1 else f'BETWEEN {z0} AND {z1}'} "
-        f"AND {ra_column} BETWEEN {lo!r} AND {hi!r}"
-        for z0, z1, lo, hi in centre_ranges(ra, dec, radius)
-    ]
+    keys = _range_terms(centre_zone_sql(dec_column), ra_column, centre_ranges(ra, dec, radius))
     return _balanced_or(keys)
+
+
+def _range_terms(zone: str, ra: str, ranges: list[tuple]) -> list[str]:
+    """SQL of each key range: ``zone`` and ``ra`` are the SQL of the key's two columns."""
+    return [
+        f"{zone} {f'= {z0}' if z0 == z1 else f'BETWEEN {z0} AND {z1}'} "
+        f"AND {ra} BETWEEN {lo!r} AND {hi!r}"
+        for z0, z1, lo, hi in ranges
+    ]
 
 
 def _ra_halfwidth(dec0: float, reach: float, low: float, high: float) -> float:
@@ -235,11 +239,7 @@ class ZoneIndex:
         ranges = self.ranges(ra, dec, radius, grow=grow)
         if not ranges:
             return f"SELECT {columns} FROM {TABLE} WHERE 0"
-        keys = [
-            f"zone {f'= {z0}' if z0 == z1 else f'BETWEEN {z0} AND {z1}'} "
-            f"AND ra BETWEEN {lo!r} AND {hi!r}"
-            for z0, z1, lo, hi in ranges
-        ]
+        keys = _range_terms("zone", "ra", ranges)
         if len(keys) > MAX_UNION:
             return f"SELECT {columns} FROM {TABLE} WHERE {_balanced_or(keys)} AND {condition}"
         return " UNION ALL ".join(
