@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 
+import astropy.units as u
 import numpy as np
 import pytest
+from astropy.coordinates import SkyCoord
 
 from spherex_archive.catalogue import open_catalogue, spatial, zones
 from spherex_archive.catalogue.sqlite import LEGACY_RTREE
@@ -121,15 +123,11 @@ def test_centre_ranges_hold_every_centre_in_the_cap():
             # Points the cap holds by construction: at random bearings and distances up to
             # the radius (a sixth of them on the rim), and on the centre's meridian at every
             # zone edge in reach.
-            bearing = rng.uniform(0, 2 * np.pi, 300)
-            reach = np.radians(radius * np.sqrt(rng.uniform(0, 1, 300)))
-            reach[:50] = np.radians(radius)
-            d0 = np.radians(dec)
-            sin_dec = np.sin(d0) * np.cos(reach) + np.cos(d0) * np.sin(reach) * np.cos(bearing)
-            east = np.sin(bearing) * np.sin(reach) * np.cos(d0)
-            north = np.cos(reach) - np.sin(d0) * sin_dec
-            ras = (ra + np.degrees(np.arctan2(east, north))) % 360.0
-            decs = np.degrees(np.arcsin(np.clip(sin_dec, -1, 1)))
+            bearing = rng.uniform(0, 360, 300) * u.deg
+            reach = radius * np.sqrt(rng.uniform(0, 1, 300))
+            reach[:50] = radius
+            held = SkyCoord(ra * u.deg, dec * u.deg).directional_offset_by(bearing, reach * u.deg)
+            ras, decs = held.ra.deg, held.dec.deg
             on_edges = edges[np.abs(edges - dec) <= radius]
             ras = np.concatenate([ras, np.full(len(on_edges), ra)])
             decs = np.concatenate([decs, on_edges])
